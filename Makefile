@@ -1,0 +1,39 @@
+# The two commands of the README: `make run` (serve with demo data) and `make test` (whole suite).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PORT ?= 8000
+SIMULATE ?= 1
+
+.PHONY: run test lint bench clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e .
+	$(BIN)/pip check
+	touch $@
+
+$(BIN)/.installed-test: $(BIN)/.installed pyproject.toml
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip check
+	touch $@
+
+run: $(BIN)/.installed
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py seed_demo
+	@echo ""
+	@echo "  coldchain-dashboard: http://127.0.0.1:$(PORT)/   log in as demo / $${DEMO_PASSWORD:-demo} (admin: admin / $${ADMIN_PASSWORD:-admin})"
+	@echo ""
+	$(BIN)/daphne -b 127.0.0.1 -p $(PORT) dashboard_project.asgi:application
+
+test: $(BIN)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+lint: $(BIN)/.installed-test
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) db.sqlite3 .pytest_cache

@@ -1,0 +1,240 @@
+"""Settings for coldchain-dashboard, read from the environment.
+
+Every variable read here is listed in `.env.example` and in the README's configuration table.
+Defaults are for local development; bad values stop start-up with ImproperlyConfigured.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_int(name: str, default: int, *, minimum: int = 0) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
+    if value < minimum:
+        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
+
+
+def env_list(name: str, default: list[str]) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def redis_url_for_db(base_url: str, db: int) -> str:
+    """The same server as `base_url`, on database number `db` (any db in the URL is replaced)."""
+    parts = urlsplit(base_url)
+    if parts.scheme not in {"redis", "rediss"}:
+        raise ImproperlyConfigured(f"REDIS_URL must be redis:// or rediss://, got {base_url!r}")
+    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
+
+
+DEBUG = env_bool("DJANGO_DEBUG", True)
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when DJANGO_DEBUG is off")
+    SECRET_KEY = "dev-only-insecure-secret-key-change-me"
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_prometheus",
+    "channels",
+    "stats",
+    "realtime",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "dashboard_project.urls"
+WSGI_APPLICATION = "dashboard_project.wsgi.application"
+ASGI_APPLICATION = "dashboard_project.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+# SQLite by default so `make run` works on a bare machine; PostgreSQL through DATABASE_URL.
+# Under ASGI, persistent connections per thread exhausted PostgreSQL at 50 concurrent requests
+# (DESIGN section 9), so connections are not kept (CONN_MAX_AGE=0) and psycopg's pool is used.
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1)
+_db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
+_engine = _db["ENGINE"]
+if _engine == "django.db.backends.postgresql":
+    _db["ENGINE"] = "django_prometheus.db.backends.postgresql"
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        "timeout": 5,
+    }
+    # Fail fast when PostgreSQL is down: /health and the webhook answer 503 quickly.
+    _db["OPTIONS"]["connect_timeout"] = 2
+elif _engine == "django.db.backends.sqlite3":
+    _db["ENGINE"] = "django_prometheus.db.backends.sqlite3"
+    _db.setdefault("OPTIONS", {})["timeout"] = 20
+else:
+    raise ImproperlyConfigured(f"DATABASE_URL must be postgres:// or sqlite://, got {_engine}")
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis ----------------------------------------------------------------------------------
+_redis_host = os.environ.get("REDIS_HOST")
+if "REDIS_URL" in os.environ:
+    REDIS_URL = env_str("REDIS_URL", "")
+elif _redis_host:
+    REDIS_URL = f"redis://{_redis_host}:{env_int('REDIS_PORT', 6379, minimum=1)}"
+else:
+    REDIS_URL = "redis://127.0.0.1:6379"
+# The dashboard cache and the channel layer live in their own databases, so that a full-org
+# sweep (SCAN) never walks the channel layer's keys and the tests can flush their own db.
+REDIS_CACHE_DB = env_int("REDIS_CACHE_DB", 1)
+REDIS_CHANNELS_DB = env_int("REDIS_CHANNELS_DB", 2)
+if REDIS_CACHE_DB == REDIS_CHANNELS_DB:
+    raise ImproperlyConfigured("REDIS_CACHE_DB and REDIS_CHANNELS_DB must differ")
+# Short timeouts: a dead Redis must cost a request milliseconds, not seconds (NFR: degrade).
+REDIS_SOCKET_TIMEOUT = env_int("REDIS_SOCKET_TIMEOUT_MS", 250, minimum=1) / 1000
+
+CACHE_TTL_SECONDS = env_int("CACHE_TTL_SECONDS", 60, minimum=1)
+# CACHE_ENABLED=0 turns the dashboard cache off (benchmarks compare cache on and off).
+CACHE_ENABLED = env_bool("CACHE_ENABLED", True)
+# After repeated Redis failures the cache is skipped for this long, then probed again.
+CACHE_BREAKER_OPEN_SECONDS = env_int("CACHE_BREAKER_OPEN_SECONDS", 2, minimum=0)
+
+_redis_cache_options = {
+    "CLIENT_CLASS": "django_redis.client.DefaultClient",
+    "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+    "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
+    "CONNECTION_POOL_KWARGS": {"max_connections": 100, "retry_on_timeout": False},
+}
+CACHES = {
+    # The dashboard cache. Errors are NOT ignored here: stats/cache.py catches, counts and
+    # logs them (IGNORE_EXCEPTIONS would make a failed invalidation look like success).
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": redis_url_for_db(REDIS_URL, REDIS_CACHE_DB),
+        "KEY_FUNCTION": "stats.cache.make_key",
+        "TIMEOUT": CACHE_TTL_SECONDS,
+        "OPTIONS": _redis_cache_options,
+    },
+    # Sessions: cached_db reads them from Redis (no query on the hot path) and falls back to the
+    # database when Redis fails; that fallback needs the errors swallowed by django-redis.
+    "sessions": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": redis_url_for_db(REDIS_URL, REDIS_CACHE_DB),
+        "KEY_PREFIX": "session",
+        "TIMEOUT": 60 * 60 * 24 * 14,
+        "OPTIONS": {**_redis_cache_options, "IGNORE_EXCEPTIONS": True},
+    },
+}
+# delete_pattern's SCAN batch: the default of 10 took 0.8 s over 100k keys (DESIGN section 9).
+DJANGO_REDIS_SCAN_ITERSIZE = 10_000
+DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
+
+SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_CACHE_ALIAS = "sessions"
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            "hosts": [redis_url_for_db(REDIS_URL, REDIS_CHANNELS_DB)],
+            # Per-channel queue bound. Events are small and a browser drains them at once; 500
+            # gives a slow tab room for a burst of a 50-unit org without unbounded memory.
+            "capacity": 500,
+            "expiry": 30,
+        },
+    },
+}
+
+# --- Auth -----------------------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+LOGIN_URL = "/accounts/login/"
+LOGIN_REDIRECT_URL = "/"
+LOGOUT_REDIRECT_URL = "/accounts/login/"
+
+# --- Domain ---------------------------------------------------------------------------------
+DEVICE_OFFLINE_AFTER_SECONDS = env_int("DEVICE_OFFLINE_AFTER_SECONDS", 900, minimum=1)
+# /metrics requires "Authorization: Bearer <METRICS_TOKEN>" when set.
+METRICS_TOKEN = env_str("METRICS_TOKEN", "")
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"django.db.backends": {"level": "INFO"}},
+}

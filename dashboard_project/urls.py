@@ -1,0 +1,15 @@
+from django.contrib import admin
+from django.urls import include, path
+
+from . import views
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("api/", include("stats.urls")),
+    path("health", views.health_view, name="health"),
+    path("metrics", views.metrics, name="metrics"),
+]
+
+handler404 = "dashboard_project.views.not_found"
+handler500 = "dashboard_project.views.server_error"

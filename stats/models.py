@@ -1,0 +1,186 @@
+"""The cold-chain domain that the dashboard aggregates (DESIGN section 3)."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+
+def new_webhook_secret() -> str:
+    return secrets.token_urlsafe(32)
+
+
+class Organization(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    timezone = models.CharField(max_length=64, default="UTC")
+    webhook_secret = models.CharField(max_length=100, default=new_webhook_secret)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    OWNER = "owner"
+    ADMIN = "admin"
+    MANAGER = "manager"
+    STAFF = "staff"
+    VIEWER = "viewer"
+
+
+# Roles that may acknowledge and resolve alerts.
+ALERT_MANAGER_ROLES = frozenset({Role.OWNER, Role.ADMIN, Role.MANAGER})
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices, default=Role.VIEWER)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "organization"], name="uniq_membership")]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization} ({self.role})"
+
+
+class Site(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="sites")
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class UnitType(models.TextChoices):
+    FRIDGE = "fridge"
+    FREEZER = "freezer"
+    COLD_ROOM = "cold_room"
+
+
+class UnitStatus(models.TextChoices):
+    OK = "ok"
+    EXCURSION = "excursion"
+    ALARM_ACTIVE = "alarm_active"
+    RESTORING = "restoring"
+    OFFLINE = "offline"
+
+
+class Unit(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # Denormalized from site so organization-wide aggregates need no join.
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="units")
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="units")
+    name = models.CharField(max_length=200)
+    unit_type = models.CharField(max_length=16, choices=UnitType.choices, default=UnitType.FRIDGE)
+    temp_min = models.FloatField(help_text="°C")
+    temp_max = models.FloatField(help_text="°C")
+    status = models.CharField(max_length=16, choices=UnitStatus.choices, default=UnitStatus.OK)
+    # When the current excursion began: the confirm delay is measured from here.
+    excursion_started_at = models.DateTimeField(null=True, blank=True)
+    # When the unit came back in range: the stable period of `restoring` is measured from here.
+    restoring_since = models.DateTimeField(null=True, blank=True)
+    last_reading_at = models.DateTimeField(null=True, blank=True)
+    last_temperature = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["organization", "status"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Device(models.Model):
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="devices")
+    unit = models.ForeignKey(Unit, on_delete=models.SET_NULL, null=True, blank=True, related_name="devices")
+    dev_eui = models.CharField(max_length=16, unique=True)
+    last_seen_at = models.DateTimeField(null=True, blank=True)
+    battery = models.FloatField(null=True, blank=True)
+    rssi = models.IntegerField(null=True, blank=True)
+    online = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["dev_eui"]
+        indexes = [models.Index(fields=["organization", "online"])]
+
+    def __str__(self) -> str:
+        return self.dev_eui
+
+
+class TemperatureReading(models.Model):
+    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="readings")
+    device = models.ForeignKey(Device, on_delete=models.SET_NULL, null=True, related_name="readings")
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="readings")
+    temperature = models.FloatField()
+    humidity = models.FloatField(null=True, blank=True)
+    battery = models.FloatField(null=True, blank=True)
+    rssi = models.IntegerField(null=True, blank=True)
+    recorded_at = models.DateTimeField()
+    received_at = models.DateTimeField()
+    # Idempotency: TTN retries deliver the same uplink again.
+    uplink_id = models.CharField(max_length=200, unique=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["unit", "recorded_at"]),
+            models.Index(fields=["organization", "recorded_at"]),
+        ]
+
+
+class AlertStatus(models.TextChoices):
+    ACTIVE = "active"
+    ACKNOWLEDGED = "acknowledged"
+    ESCALATED = "escalated"
+    RESOLVED = "resolved"
+
+
+UNRESOLVED_ALERT_STATUSES = (AlertStatus.ACTIVE, AlertStatus.ACKNOWLEDGED, AlertStatus.ESCALATED)
+
+
+class Alert(models.Model):
+    class Type(models.TextChoices):
+        TEMPERATURE_EXCURSION = "temperature_excursion"
+
+    class Severity(models.TextChoices):
+        WARNING = "warning"
+        CRITICAL = "critical"
+
+    class Threshold(models.TextChoices):
+        MIN = "min"
+        MAX = "max"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="alerts")
+    unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="alerts")
+    alert_type = models.CharField(max_length=32, choices=Type.choices, default=Type.TEMPERATURE_EXCURSION)
+    severity = models.CharField(max_length=16, choices=Severity.choices, default=Severity.WARNING)
+    status = models.CharField(max_length=16, choices=AlertStatus.choices, default=AlertStatus.ACTIVE)
+    trigger_temperature = models.FloatField()
+    threshold_violated = models.CharField(max_length=3, choices=Threshold.choices)
+    triggered_at = models.DateTimeField()
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        ordering = ["-triggered_at"]
+        indexes = [
+            models.Index(fields=["organization", "status"]),
+            models.Index(fields=["unit", "status"]),
+        ]

@@ -1,0 +1,30 @@
+"""Invalidate what membership, site and user changes alter, after the transaction commits."""
+
+from __future__ import annotations
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
+
+from . import cache
+from .cache import QueryType, cache_key
+from .models import Membership, Site
+
+
+@receiver([post_save, post_delete], sender=Membership)
+def membership_changed(sender: type, instance: Membership, **kwargs: object) -> None:
+    keys = [cache.principal_key(instance.user_id), cache_key(QueryType.STATS, instance.organization_id)]
+    transaction.on_commit(lambda: cache.invalidate_keys(keys))
+
+
+@receiver([post_save, post_delete], sender=Site)
+def site_changed(sender: type, instance: Site, **kwargs: object) -> None:
+    keys = [cache_key(QueryType.STATS, instance.organization_id)]
+    transaction.on_commit(lambda: cache.invalidate_keys(keys))
+
+
+@receiver([post_save, post_delete], sender=get_user_model())
+def user_changed(sender: type, instance: object, **kwargs: object) -> None:
+    keys = [cache.principal_key(instance.pk)]
+    transaction.on_commit(lambda: cache.invalidate_keys(keys))

@@ -1,0 +1,103 @@
+"""Fixtures on the real Redis and PostgreSQL (never mocks of them)."""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+from django.conf import settings
+from django.core.cache import caches
+from django.test import override_settings
+from prometheus_client import REGISTRY
+
+from tests import services
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    services.ensure_all()
+
+
+@pytest.fixture
+def redis_client() -> redis.Redis:
+    """A plain client on the dashboard cache's test database."""
+    return redis.Redis.from_url(settings.CACHES["default"]["LOCATION"])
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis(redis_client: redis.Redis) -> Iterator[None]:
+    from stats import cache
+
+    assert settings.REDIS_CACHE_DB == 11, "tests must run on their own Redis database"
+    redis_client.flushdb()
+    cache.reset_breaker()
+    yield
+    cache.reset_breaker()
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+@pytest.fixture
+def closed_port() -> int:
+    """A loopback port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _caches_at(url: str) -> dict:
+    return {
+        alias: {**config, "LOCATION": url}
+        for alias, config in settings.CACHES.items()
+    }
+
+
+@pytest.fixture
+def redis_down(closed_port: int) -> Iterator[None]:
+    """Point every Redis cache client at a closed port for the duration of a test."""
+    from stats import cache
+
+    with override_settings(CACHES=_caches_at(f"redis://127.0.0.1:{closed_port}/11")):
+        cache.reset_breaker()
+        yield
+    for alias in settings.CACHES:
+        caches[alias].close()
+
+
+@pytest.fixture
+def redis_silent() -> Iterator[None]:
+    """Redis that accepts connections and never answers: only timeouts can save a request."""
+    from stats import cache
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    port = listener.getsockname()[1]
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+                held.append(conn)
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        with override_settings(CACHES=_caches_at(f"redis://127.0.0.1:{port}/11")):
+            cache.reset_breaker()
+            yield
+    finally:
+        stop.set()
+        thread.join()
+        for conn in held:
+            conn.close()
+        listener.close()
