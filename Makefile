@@ -29,6 +29,7 @@ run: $(BIN)/.installed
 	$(BIN)/daphne -b 127.0.0.1 -p $(PORT) dashboard_project.asgi:application
 
 test: $(BIN)/.installed-test
+	bash tests/system_deps.sh
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 

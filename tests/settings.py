@@ -1,10 +1,17 @@
-"""Test settings: the project's settings, with Redis moved to databases the tests own and flush."""
+"""Test settings: the project's settings, with Redis moved to databases the tests own and flush.
+
+TEST_REDIS_CACHE_DB / TEST_REDIS_CHANNELS_DB (default 11 / 12) let two suites run side by side.
+"""
 
 import os
 
-os.environ["REDIS_CACHE_DB"] = "11"
-os.environ["REDIS_CHANNELS_DB"] = "12"
+os.environ["REDIS_CACHE_DB"] = os.environ.get("TEST_REDIS_CACHE_DB", "11")
+os.environ["REDIS_CHANNELS_DB"] = os.environ.get("TEST_REDIS_CHANNELS_DB", "12")
 
 from dashboard_project.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+
+# Lets two suites share one PostgreSQL server without sharing a test database.
+if os.environ.get("TEST_DATABASE_NAME"):
+    DATABASES["default"]["TEST"] = {"NAME": os.environ["TEST_DATABASE_NAME"]}  # noqa: F405
