@@ -218,6 +218,12 @@ LOGOUT_REDIRECT_URL = "/accounts/login/"
 
 # --- Domain ---------------------------------------------------------------------------------
 DEVICE_OFFLINE_AFTER_SECONDS = env_int("DEVICE_OFFLINE_AFTER_SECONDS", 900, minimum=1)
+# Unit state machine: an excursion becomes an alarm after this long out of range (measured from
+# when it began), and a restoring unit is ok again after this long back in range.
+ALARM_CONFIRM_DELAY_SECONDS = env_int("ALARM_CONFIRM_DELAY_SECONDS", 600, minimum=0)
+RESTORE_STABLE_SECONDS = env_int("RESTORE_STABLE_SECONDS", 600, minimum=0)
+# TTN uplinks are ~1-2 KB; anything far bigger is refused with 413 before it is parsed.
+WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 16_384, minimum=256)
 # /metrics requires "Authorization: Bearer <METRICS_TOKEN>" when set.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 

@@ -7,8 +7,10 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("stats.urls")),
+    path("api/", include("realtime.urls")),
     path("health", views.health_view, name="health"),
     path("metrics", views.metrics, name="metrics"),
+    path("", include("stats.page_urls")),
 ]
 
 handler404 = "dashboard_project.views.not_found"

@@ -1,2 +1,7 @@
+from django.urls import path
 
-websocket_urlpatterns: list = []
+from .consumers import OrganizationConsumer
+
+websocket_urlpatterns = [
+    path("ws/orgs/<uuid:org_id>/", OrganizationConsumer.as_asgi()),
+]

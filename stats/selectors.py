@@ -183,3 +183,25 @@ def units_with_devices(*, org_id: uuid.UUID) -> list[dict[str, object]]:
 
 def unit_in_org(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> Unit | None:
     return Unit.objects.filter(organization_id=org_id, id=unit_id).first()
+
+
+def unresolved_alerts(*, org_id: uuid.UUID, limit: int = 200) -> list[dict[str, object]]:
+    alerts = (
+        Alert.objects.filter(organization_id=org_id, status__in=UNRESOLVED_ALERT_STATUSES)
+        .select_related("unit")
+        .order_by("-triggered_at")[:limit]
+    )
+    return [
+        {
+            "id": alert.id,
+            "unitId": str(alert.unit_id),
+            "unitName": alert.unit.name,
+            "status": alert.status,
+            "severity": alert.severity,
+            "triggerTemperature": alert.trigger_temperature,
+            "thresholdViolated": alert.threshold_violated,
+            "triggeredAt": iso(alert.triggered_at),
+            "acknowledgedAt": iso(alert.acknowledged_at),
+        }
+        for alert in alerts
+    ]

@@ -32,6 +32,12 @@ def unit_list(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
 
 @require_GET
 @member_required
+def alert_list(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
+    return JsonResponse({"alerts": selectors.unresolved_alerts(org_id=org_id)})
+
+
+@require_GET
+@member_required
 def organization_stats(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
     refresh = request.GET.get("refresh", "") in {"1", "true"}
     return json_raw(services.org_stats_json(org_id=org_id, refresh=refresh))

@@ -1,0 +1,87 @@
+"""The one emitter: after commit, invalidate what the events change, then push them to browsers.
+
+This module is the channel layer's boundary: its failures are caught, counted and logged here and
+never fail the caller (the reading is already committed; browsers resync on reconnect).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+from collections.abc import Sequence
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import transaction
+from prometheus_client import Counter, Histogram
+
+from stats import cache
+
+from .events import Event
+
+logger = logging.getLogger("realtime.broadcast")
+
+EVENTS_SENT = Counter("dashboard_events_sent_total", "Dashboard events sent to organization groups", ["event"])
+BROADCAST_ERRORS = Counter(
+    "dashboard_broadcast_errors_total", "Failures while emitting events (invalidate or send)", ["stage"]
+)
+EMIT_SECONDS = Histogram(
+    "dashboard_emit_duration_seconds",
+    "Invalidate-then-send duration of one committed change",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
+)
+
+GROUP_MESSAGE_TYPE = "dashboard.events"
+# A hung channel layer must not hold an ingestion request for long.
+SEND_TIMEOUT_SECONDS = 1.0
+_GROUP_NAME_OK = re.compile(r"^[A-Za-z0-9._-]{1,99}$")
+
+
+def group_name(org_id: uuid.UUID | str) -> str:
+    name = f"org.{uuid.UUID(str(org_id))}"
+    assert _GROUP_NAME_OK.match(name)
+    return name
+
+
+def emit_on_commit(events: Sequence[Event]) -> None:
+    """Emit `events` once the current transaction commits (immediately outside one)."""
+    if events:
+        batch = list(events)
+        transaction.on_commit(lambda: emit(batch))
+
+
+def emit(events: Sequence[Event]) -> None:
+    """Invalidate every key the events change (one round trip), then send them, per organization."""
+    started = time.perf_counter()
+    by_org: dict[uuid.UUID, list[Event]] = {}
+    for event in events:
+        by_org.setdefault(event.org_id, []).append(event)
+    for org_id, org_events in by_org.items():
+        keys = [key for event in org_events for key in event.cache_keys()]
+        if cache.invalidate_keys(keys) is None:
+            BROADCAST_ERRORS.labels("invalidate").inc()
+            logger.error("Invalidation failed for org %s; sending events anyway (TTL bounds staleness)", org_id)
+        _send(org_id, org_events)
+    EMIT_SECONDS.observe(time.perf_counter() - started)
+
+
+def _send(org_id: uuid.UUID, events: list[Event]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": GROUP_MESSAGE_TYPE, "events": [event.message() for event in events]}
+
+    async def send() -> None:
+        await asyncio.wait_for(layer.group_send(group_name(org_id), message), SEND_TIMEOUT_SECONDS)
+
+    try:
+        async_to_sync(send)()
+    except Exception as exc:  # the channel layer's failures (Redis down, timeouts) stop here
+        BROADCAST_ERRORS.labels("send").inc()
+        logger.error("Broadcast to org %s failed: %s", org_id, exc)
+        return
+    for event in events:
+        EVENTS_SENT.labels(str(event.type)).inc()

@@ -1,0 +1,68 @@
+"""The organization's live feed: members join its group and receive its events."""
+
+from __future__ import annotations
+
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from prometheus_client import Counter, Gauge
+
+from stats.services import principal_get
+
+from .broadcast import group_name
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_CHATTY = 4408
+# Clients only ever send pings; anything beyond this per connection is abuse.
+MAX_CLIENT_MESSAGES = 120
+MAX_CLIENT_MESSAGE_BYTES = 1024
+
+WS_CONNECTIONS = Gauge("dashboard_websocket_connections", "Open dashboard WebSocket connections")
+WS_REJECTED = Counter("dashboard_websocket_rejected_total", "Refused WebSocket connections", ["reason"])
+
+
+class OrganizationConsumer(AsyncJsonWebsocketConsumer):
+    group: str | None = None
+    received = 0
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        org_id = self.scope["url_route"]["kwargs"]["org_id"]
+        # Accept first so the close code reaches the browser (a refused handshake carries none).
+        await self.accept()
+        if user is None or not user.is_authenticated:
+            WS_REJECTED.labels("anonymous").inc()
+            await self.close(code=CLOSE_UNAUTHENTICATED)
+            return
+        principal = await database_sync_to_async(principal_get)(user_id=user.pk)
+        if principal is None or principal.role_in(org_id) is None:
+            WS_REJECTED.labels("not_member").inc()
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        self.group = group_name(org_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        WS_CONNECTIONS.inc()
+        await self.send_json({"type": "hello", "data": {"organizationId": str(org_id)}})
+
+    async def disconnect(self, code: int) -> None:
+        if self.group is not None:
+            WS_CONNECTIONS.dec()
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+            self.group = None
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: object) -> None:
+        self.received += 1
+        size = len(text_data or "") + len(bytes_data or b"")
+        if self.received > MAX_CLIENT_MESSAGES or size > MAX_CLIENT_MESSAGE_BYTES:
+            await self.close(code=CLOSE_TOO_CHATTY)
+            return
+        if text_data and text_data.strip() == '{"type":"ping"}':
+            await self.send_json({"type": "pong", "data": {}})
+
+    async def dashboard_events(self, message: dict) -> None:
+        for event in message["events"]:
+            await self.send_json(event)

@@ -1,0 +1,109 @@
+"""Dashboard events: their names, payloads, and the cache keys each one can change.
+
+The key mapping is DESIGN section 4's table. A reading that changes no state touches only its
+unit's trend; counts and stats are invalidated only by the events that change them (trap 2).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from stats.cache import QueryType, cache_key
+from stats.models import Alert, Device, Unit
+from stats.selectors import iso
+
+
+class EventType(StrEnum):
+    UNIT_UPDATE = "unitUpdate"
+    READING = "reading"
+    ALERT_CREATED = "alertCreated"
+    ALERT_ACKNOWLEDGED = "alertAcknowledged"
+    ALERT_ESCALATED = "alertEscalated"
+    ALERT_RESOLVED = "alertResolved"
+    DEVICE_STATUS_CHANGE = "deviceStatusChange"
+
+
+_ALERT_EVENTS = {
+    EventType.ALERT_CREATED,
+    EventType.ALERT_ACKNOWLEDGED,
+    EventType.ALERT_ESCALATED,
+    EventType.ALERT_RESOLVED,
+}
+
+
+@dataclass(frozen=True)
+class Event:
+    type: EventType
+    org_id: uuid.UUID
+    unit_id: uuid.UUID | None
+    data: dict[str, object] = field(default_factory=dict)
+
+    def cache_keys(self) -> list[str]:
+        org, unit = self.org_id, self.unit_id
+        if self.type is EventType.READING:
+            return [cache_key(QueryType.TEMPERATURE_TRENDS, org, unit)] if unit else []
+        if self.type is EventType.UNIT_UPDATE:
+            return [cache_key(QueryType.UNITS_STATUS, org), cache_key(QueryType.STATS, org)]
+        if self.type in _ALERT_EVENTS:
+            keys = [cache_key(QueryType.ALERTS_COUNT, org), cache_key(QueryType.STATS, org)]
+            if unit:
+                keys.append(cache_key(QueryType.ALERTS_COUNT, org, unit))
+            return keys
+        if self.type is EventType.DEVICE_STATUS_CHANGE:
+            return [cache_key(QueryType.DEVICES_ONLINE, org), cache_key(QueryType.STATS, org)]
+        raise ValueError(self.type)
+
+    def message(self) -> dict[str, object]:
+        return {"type": str(self.type), "data": self.data}
+
+
+def reading(unit: Unit, temperature: float, recorded_at) -> Event:
+    return Event(
+        EventType.READING,
+        unit.organization_id,
+        unit.id,
+        {"unitId": str(unit.id), "temperature": temperature, "recordedAt": iso(recorded_at)},
+    )
+
+
+def unit_update(unit: Unit, previous_status: str) -> Event:
+    return Event(
+        EventType.UNIT_UPDATE,
+        unit.organization_id,
+        unit.id,
+        {
+            "unitId": str(unit.id),
+            "status": unit.status,
+            "previousStatus": previous_status,
+            "lastTemperature": unit.last_temperature,
+            "lastReadingAt": iso(unit.last_reading_at),
+        },
+    )
+
+
+def alert_event(event_type: EventType, alert: Alert) -> Event:
+    return Event(
+        event_type,
+        alert.organization_id,
+        alert.unit_id,
+        {
+            "alertId": alert.id,
+            "unitId": str(alert.unit_id),
+            "status": alert.status,
+            "severity": alert.severity,
+            "triggerTemperature": alert.trigger_temperature,
+            "thresholdViolated": alert.threshold_violated,
+            "triggeredAt": iso(alert.triggered_at),
+        },
+    )
+
+
+def device_status_change(device: Device) -> Event:
+    return Event(
+        EventType.DEVICE_STATUS_CHANGE,
+        device.organization_id,
+        device.unit_id,
+        {"devEui": device.dev_eui, "unitId": str(device.unit_id) if device.unit_id else None, "online": device.online},
+    )

@@ -1,0 +1,24 @@
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from realtime.devices import devices_sweep
+
+
+class Command(BaseCommand):
+    help = "Mark devices with no uplink for DEVICE_OFFLINE_AFTER_SECONDS offline (once, or every N seconds)."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--every", type=float, default=None, metavar="N", help="repeat every N seconds")
+
+    def handle(self, *args: object, every: float | None, **options: object) -> None:
+        if every is not None and every <= 0:
+            raise CommandError("--every must be positive")
+        while True:
+            swept = devices_sweep()
+            self.stdout.write(f"sweep: {len(swept)} event(s)")
+            if every is None:
+                return
+            time.sleep(every)
