@@ -50,10 +50,7 @@ def closed_port() -> int:
 
 
 def _caches_at(url: str) -> dict:
-    return {
-        alias: {**config, "LOCATION": url}
-        for alias, config in settings.CACHES.items()
-    }
+    return {alias: {**config, "LOCATION": url} for alias, config in settings.CACHES.items()}
 
 
 @pytest.fixture

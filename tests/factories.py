@@ -31,14 +31,21 @@ def member(org: Organization, *, role: str = Role.VIEWER, username: str | None =
 def unit(org: Organization, *, temp_min: float = 2.0, temp_max: float = 8.0, **extra: object) -> Unit:
     site = Site.objects.filter(organization=org).first() or Site.objects.create(organization=org, name="Kitchen")
     return Unit.objects.create(
-        organization=org, site=site, name=extra.pop("name", f"Fridge {next(_seq)}"),
-        temp_min=temp_min, temp_max=temp_max, **extra,
+        organization=org,
+        site=site,
+        name=extra.pop("name", f"Fridge {next(_seq)}"),
+        temp_min=temp_min,
+        temp_max=temp_max,
+        **extra,
     )
 
 
 def device(u: Unit, *, dev_eui: str | None = None, online: bool = True) -> Device:
     return Device.objects.create(
-        organization_id=u.organization_id, unit=u, dev_eui=dev_eui or f"{next(_seq):016X}", online=online,
+        organization_id=u.organization_id,
+        unit=u,
+        dev_eui=dev_eui or f"{next(_seq):016X}",
+        online=online,
         last_seen_at=timezone.now() if online else None,
     )
 
@@ -48,13 +55,22 @@ def reading(
 ) -> TemperatureReading:
     at = at or timezone.now()
     return TemperatureReading.objects.create(
-        unit=u, device=dev, organization_id=u.organization_id, temperature=temperature,
-        recorded_at=at, received_at=at, uplink_id=f"test-{next(_seq)}",
+        unit=u,
+        device=dev,
+        organization_id=u.organization_id,
+        temperature=temperature,
+        recorded_at=at,
+        received_at=at,
+        uplink_id=f"test-{next(_seq)}",
     )
 
 
 def alert(u: Unit, *, status: str = AlertStatus.ACTIVE, minutes_ago: int = 5) -> Alert:
     return Alert.objects.create(
-        organization_id=u.organization_id, unit=u, status=status, trigger_temperature=u.temp_max + 2,
-        threshold_violated=Alert.Threshold.MAX, triggered_at=timezone.now() - timedelta(minutes=minutes_ago),
+        organization_id=u.organization_id,
+        unit=u,
+        status=status,
+        trigger_temperature=u.temp_max + 2,
+        threshold_violated=Alert.Threshold.MAX,
+        triggered_at=timezone.now() - timedelta(minutes=minutes_ago),
     )

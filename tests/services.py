@@ -33,8 +33,19 @@ def ensure_redis(port: int = 6379) -> None:
     if not shutil.which("redis-server"):
         raise RuntimeError("Redis is not running on 127.0.0.1:6379 and redis-server is not installed")
     subprocess.run(
-        ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", str(port),
-         "--save", "", "--appendonly", "no"],
+        [
+            "redis-server",
+            "--daemonize",
+            "yes",
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         check=True,
     )
     _wait("127.0.0.1", port, "Redis")

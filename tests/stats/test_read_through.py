@@ -31,7 +31,13 @@ def test_first_request_is_a_miss_that_stores_the_value_with_the_ttl(dashboard, r
     assert 58 <= redis_client.ttl(key) <= 60
     body = response.json()
     assert body["unitCounts"] == {
-        "normal": 1, "warning": 1, "critical": 0, "offline": 1, "too_hot": 1, "too_cold": 0, "total": 3,
+        "normal": 1,
+        "warning": 1,
+        "critical": 0,
+        "offline": 1,
+        "too_hot": 1,
+        "too_cold": 0,
+        "total": 3,
     }
     assert body["alertCounts"] == {"unresolved": 1, "active": 1, "acknowledged": 0, "escalated": 0, "resolved": 1}
     assert body["deviceCounts"] == {"online": 2, "offline": 1}
@@ -124,7 +130,14 @@ def test_cached_values_are_plain_json_aggregates(dashboard, redis_client):
     dashboard.client.get(stats_url(dashboard.org_a))
     value = json.loads(redis_client.get(f"dashboard:stats:org:{dashboard.org_a.id}"))
     assert set(value) == {
-        "organizationId", "unitCounts", "alertCounts", "deviceCounts", "compliancePercentage",
-        "memberCount", "siteCount", "worstState", "lastUpdated",
+        "organizationId",
+        "unitCounts",
+        "alertCounts",
+        "deviceCounts",
+        "compliancePercentage",
+        "memberCount",
+        "siteCount",
+        "worstState",
+        "lastUpdated",
     }
     assert value["lastUpdated"].endswith("Z")

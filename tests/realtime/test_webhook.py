@@ -1,0 +1,101 @@
+"""Acceptance 5: every error case answers with its status and a JSON body and leaves no row."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stats.models import Alert, Device, TemperatureReading, Unit
+from tests.realtime.conftest import uplink
+
+pytestmark = pytest.mark.django_db
+
+
+def _row_counts() -> tuple[int, int, list]:
+    return (
+        TemperatureReading.objects.count(),
+        Alert.objects.count(),
+        list(Unit.objects.order_by("id").values_list("status", "last_temperature", "last_reading_at")),
+    )
+
+
+def test_a_valid_uplink_stores_one_reading_and_updates_device_and_unit(site, post):
+    response = post(uplink(site.devices[0].dev_eui, 4.25))
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "stored"
+    reading = TemperatureReading.objects.get(id=body["readingId"])
+    assert (reading.temperature, reading.battery, reading.rssi) == (4.25, 3.6, -71)
+    assert reading.unit_id == site.units[0].id
+    site.units[0].refresh_from_db()
+    assert site.units[0].last_temperature == 4.25
+    device = Device.objects.get(id=site.devices[0].id)
+    assert device.online and device.last_seen_at is not None
+
+
+def test_a_duplicate_uplink_returns_200_and_stores_nothing_twice(site, post):
+    message = uplink(site.devices[0].dev_eui, 4.0)
+    first, second = post(message), post(message)
+    assert first.status_code == second.status_code == 200
+    assert second.json()["status"] == "duplicate"
+    assert TemperatureReading.objects.count() == 1
+
+
+def test_a_first_uplink_without_f_cnt_and_a_zero_degree_reading_are_accepted(site, post):
+    message = uplink(site.devices[0].dev_eui, 0)
+    del message["uplink_message"]["f_cnt"]
+    response = post(message)
+    assert response.status_code == 200, response.content
+    assert TemperatureReading.objects.get().temperature == 0.0
+
+
+@pytest.mark.parametrize(
+    "key,value,expected", [("temp", 5.5, 5.5), ("temperature_c", -18, -18.0), ("temperature_f", 41.0, 5.0)]
+)
+def test_common_decoder_temperature_keys_are_accepted(site, post, key, value, expected):
+    response = post(uplink(site.devices[0].dev_eui, value, payload_key=key))
+    assert response.status_code == 200, response.content
+    assert TemperatureReading.objects.get().temperature == expected
+
+
+def _cases(site) -> list[tuple[str, dict, int, str]]:
+    dev = site.devices[0].dev_eui
+    no_temp = uplink(dev)
+    no_temp["uplink_message"]["decoded_payload"] = {"battery": 3.1}
+    nan = json.dumps(uplink(dev, 1.0)).replace("1.0", "NaN", 1)
+    return [
+        ("bad secret", {"body": uplink(dev), "secret": "nope"}, 401, "X-Webhook-Secret"),
+        ("no secret", {"body": uplink(dev), "secret": ""}, 401, "X-Webhook-Secret"),
+        ("unknown device", {"body": uplink("FFFFFFFFFFFFFFFF")}, 404, "unknown device"),
+        ("other org's device", {"body": uplink(site.other_device.dev_eui)}, 403, "another organization"),
+        ("malformed JSON", {"body": None, "raw": b'{"end_device_ids": '}, 400, "not valid JSON"),
+        ("JSON array", {"body": [1, 2]}, 400, "JSON object"),
+        ("missing temperature", {"body": no_temp}, 422, "no temperature"),
+        ("NaN temperature", {"body": None, "raw": nan.encode()}, 422, "finite number"),
+        ("string temperature", {"body": uplink(dev, "4.0")}, 422, "finite number"),
+        ("boolean temperature", {"body": uplink(dev, True)}, 422, "finite number"),
+        ("absurd temperature", {"body": uplink(dev, 1e9)}, 422, "outside"),
+        ("bad dev_eui", {"body": uplink("xyz")}, 422, "dev_eui"),
+        ("oversized body", {"body": uplink(dev, padding="x" * 20_000)}, 413, "larger than"),
+    ]
+
+
+def test_every_rejected_uplink_gets_its_status_a_json_error_and_leaves_no_row(site, post):
+    for name, kwargs, status, message in _cases(site):
+        before = _row_counts()
+        response = post(**kwargs)
+        assert response.status_code == status, name
+        assert response["Content-Type"] == "application/json", name
+        assert message in response.json()["error"], name
+        assert _row_counts() == before, name
+
+
+def test_a_timestamp_far_from_now_is_rejected(site, post):
+    from django.utils import timezone
+
+    from tests.realtime.conftest import minutes
+
+    response = post(uplink(site.devices[0].dev_eui, at=timezone.now() + minutes(60)))
+    assert response.status_code == 422
+    assert TemperatureReading.objects.count() == 0
