@@ -1,0 +1,142 @@
+"""Scenario 1, dashboard: GET /api/orgs/<id>/stats, round-robin over every organization.
+
+Modes, each at 1, 10 and 50 concurrent connections, under gunicorn (sync workers, the recommended
+HTTP server) and daphne alone:
+  cached     cache primed (one request per org first), then the load: every request a hit.
+  cold       `?refresh=1` on every request: the miss path (aggregate in PostgreSQL, then store),
+             with authorization still cached. A flushed cache would turn cold only for the first
+             request of each org (200 requests, then everything hits), too few to measure; refresh
+             makes every request pay the miss, which is what a cold or invalidated cache costs.
+  cache off  a server started with CACHE_ENABLED=0: aggregates and the principal from PostgreSQL
+             on every request (sessions still come from Redis, as configured).
+  floor      bench/floor.py: bare Django JSON view, no middleware, no cache, no database.
+"""
+
+from __future__ import annotations
+
+from bench import common, servers
+from bench.servers import FLOOR_ASGI, FLOOR_WSGI, PROJECT_ASGI, PROJECT_WSGI
+
+CONCURRENCY = (1, 10, 50)
+
+
+def _measure(server, paths, cookie, connections, profile, tool) -> dict[str, object]:
+    before = servers.metrics(server) if cookie else {}
+    result = common.load(
+        port=server.port,
+        paths=paths,
+        cookie=cookie,
+        connections=connections,
+        duration=profile["duration"],
+        warmup=profile["warmup"],
+        tool=tool,
+    )
+    if cookie:
+        after = servers.metrics(server)
+        measured = max(1, result["requests"])
+        # Counters include the warm-up, so these are per request over warm-up + measurement.
+        hits = servers.dashboard_delta(after, before, "dashboard_cache_hit_total")
+        misses = servers.dashboard_delta(after, before, "dashboard_cache_miss_total")
+        requests = servers.delta(after, before, "django_http_requests_total_by_view_transport_method_total")
+        result["dbQueriesPerRequest"] = round(
+            servers.delta(after, before, "django_db_execute_total") / max(1.0, requests or measured), 3
+        )
+        result["hitRate"] = round(hits / (hits + misses), 4) if hits + misses else None
+    bad = sum(v for k, v in result["statuses"].items() if not k.startswith("2"))
+    if bad or result["errors"]:
+        print(f"   !! {bad} non-2xx answers, {result['errors']} errors: {result['statuses']}", flush=True)
+    return result
+
+
+def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
+    orgs = common.load_orgs()
+    stats_paths = [f"/api/orgs/{org.id}/stats" for org in orgs]
+    refresh_paths = [f"{p}?refresh=1" for p in stats_paths]
+    rows: list[dict[str, object]] = []
+
+    def record(kind: str, mode: str, connections: int, result: dict[str, object]) -> None:
+        rows.append({"server": kind, "mode": mode, "connections": connections, **result})
+        print(
+            f"   {kind:8} {mode:9} c={connections:<3} {result['rps']:>8.1f} req/s  p50 {result['p50_ms']:.2f}"
+            f"  p99 {result['p99_ms']:.2f} ms",
+            flush=True,
+        )
+
+    for kind, app, floor_app in (("gunicorn", PROJECT_WSGI, FLOOR_WSGI), ("daphne", PROJECT_ASGI, FLOOR_ASGI)):
+        with servers.serve(f"{kind}-floor", kind, floor_app, workers=workers, ready_path="/floor") as server:
+            for c in CONCURRENCY:
+                record(kind, "floor", c, _measure(server, ["/floor"], None, c, profile, tool))
+        with servers.serve(f"{kind}-cache-on", kind, app, workers=workers) as server:
+            cookie = servers.login(server)
+            common.load(port=server.port, paths=stats_paths, cookie=cookie, connections=4, duration=1, warmup=0,
+                        tool=tool)  # fmt: skip
+            for c in CONCURRENCY:
+                record(kind, "cached", c, _measure(server, stats_paths, cookie, c, profile, tool))
+            for c in CONCURRENCY:
+                record(kind, "cold", c, _measure(server, refresh_paths, cookie, c, profile, tool))
+        with servers.serve(f"{kind}-cache-off", kind, app, workers=workers, CACHE_ENABLED="0") as server:
+            cookie = servers.login(server)
+            for c in CONCURRENCY:
+                record(kind, "cache-off", c, _measure(server, stats_paths, cookie, c, profile, tool))
+
+    def get(kind: str, mode: str, c: int) -> dict[str, object]:
+        return next(r for r in rows if r["server"] == kind and r["mode"] == mode and r["connections"] == c)
+
+    common.table(
+        "dashboard: GET /api/orgs/<id>/stats round-robin over "
+        f"{len(orgs)} orgs ({tool}, {profile['duration']}s per cell)",
+        ["server", "mode", "conns", "req/s", "p50 ms", "p95 ms", "p99 ms", "db q/req", "hit rate"],
+        [
+            [r["server"], r["mode"], r["connections"], r["rps"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
+             r.get("dbQueriesPerRequest"), r.get("hitRate")]
+            for r in rows
+        ],
+    )  # fmt: skip
+    ratios = []
+    for kind in ("gunicorn", "daphne"):
+        for c in CONCURRENCY:
+            cached, floor, off, cold = (get(kind, m, c) for m in ("cached", "floor", "cache-off", "cold"))
+            ratios.append(
+                {
+                    "server": kind,
+                    "connections": c,
+                    "cachedOverFloorRps": common.ratio(cached["rps"], floor["rps"]),
+                    "cachedOverFloorP99": common.ratio(cached["p99_ms"], floor["p99_ms"]),
+                    "cachedOverCacheOffRps": common.ratio(cached["rps"], off["rps"]),
+                    "cachedOverColdRps": common.ratio(cached["rps"], cold["rps"]),
+                }
+            )
+    for c in CONCURRENCY:
+        ratios.append(
+            {
+                "server": "gunicorn/daphne",
+                "connections": c,
+                "cachedOverFloorRps": None,
+                "cachedOverFloorP99": None,
+                "cachedOverCacheOffRps": None,
+                "cachedOverColdRps": None,
+                "gunicornOverDaphneCachedRps": common.ratio(
+                    get("gunicorn", "cached", c)["rps"], get("daphne", "cached", c)["rps"]
+                ),
+            }
+        )
+    common.table(
+        "dashboard ratios (targets at 50 conns under gunicorn: cached/floor >= 0.60, P99 <= 2.0x, cached/off >= 20)",
+        ["server", "conns", "cached/floor req/s", "cached/floor P99", "cached/off req/s", "cached/cold req/s",
+         "gunicorn/daphne cached"],
+        [
+            [r["server"], r["connections"], r["cachedOverFloorRps"], r["cachedOverFloorP99"],
+             r["cachedOverCacheOffRps"], r["cachedOverColdRps"], r.get("gunicornOverDaphneCachedRps")]
+            for r in ratios
+        ],
+    )  # fmt: skip
+    headline = next(r for r in ratios if r["server"] == "gunicorn" and r["connections"] == 50)
+    targets = {
+        "cachedOverFloorRps>=0.60": (headline["cachedOverFloorRps"] or 0) >= 0.60,
+        "cachedOverFloorP99<=2.0": (headline["cachedOverFloorP99"] or 99) <= 2.0,
+        "cachedOverCacheOffRps>=20": (headline["cachedOverCacheOffRps"] or 0) >= 20,
+    }
+    summary = {"orgs": len(orgs), "tool": tool, "workers": workers, "rows": rows, "ratios": ratios}
+    summary["targets"] = targets
+    common.save("dashboard", summary)
+    return summary

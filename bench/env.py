@@ -1,0 +1,50 @@
+"""Where the benchmark runs: its own PostgreSQL database and Redis databases, never anyone else's.
+
+The bench may drop and recreate `bench` and flush Redis dbs 7 and 8. Override with the BENCH_*
+variables below (documented in bench/README.md) when those are taken on a machine.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+BIN = Path(sys.executable).parent
+
+PG_ADMIN_URL = os.environ.get("BENCH_PG_ADMIN_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+DATABASE_NAME = os.environ.get("BENCH_DATABASE_NAME", "bench")
+DATABASE_URL = PG_ADMIN_URL.rsplit("/", 1)[0] + "/" + DATABASE_NAME
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379")
+REDIS_CACHE_DB = int(os.environ.get("BENCH_REDIS_CACHE_DB", "7"))
+REDIS_CHANNELS_DB = int(os.environ.get("BENCH_REDIS_CHANNELS_DB", "8"))
+
+USERNAME = "bench"
+PASSWORD = "bench-password-not-secret"
+
+
+def server_env(**overrides: str) -> dict[str, str]:
+    """The environment of every server the bench starts (and of its in-process scenario).
+
+    Production-like: DEBUG off (DEBUG keeps a log of every query), quiet logging; one secret key
+    for all instances so a session made on one is valid on the others.
+    """
+    env = dict(os.environ)
+    for name in ("DJANGO_SETTINGS_MODULE", "PROMETHEUS_MULTIPROC_DIR", "METRICS_TOKEN", "REDIS_HOST", "REDIS_PORT"):
+        env.pop(name, None)
+    env.update(
+        DATABASE_URL=DATABASE_URL,
+        REDIS_URL=REDIS_URL,
+        REDIS_CACHE_DB=str(REDIS_CACHE_DB),
+        REDIS_CHANNELS_DB=str(REDIS_CHANNELS_DB),
+        DJANGO_DEBUG="0",
+        DJANGO_SECRET_KEY="bench-only-secret-key-not-for-production-0123456789",
+        DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
+        LOG_LEVEL="WARNING",
+        CACHE_ENABLED="1",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(overrides)
+    return env

@@ -1,0 +1,180 @@
+"""Start and stop the servers under test on loopback, log in, read /metrics.
+
+Every server listens on 127.0.0.1 on a free port, runs in its own process group (gunicorn forks
+workers) and is stopped when its `with` block ends. Each server gets its own
+PROMETHEUS_MULTIPROC_DIR, so /metrics sums all of its workers and nothing of another server's.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlencode
+
+from bench import env
+
+PROJECT_WSGI = "dashboard_project.wsgi:application"
+PROJECT_ASGI = "dashboard_project.asgi:application"
+FLOOR_WSGI = "bench.floor:wsgi_application"
+FLOOR_ASGI = "bench.floor:asgi_application"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@dataclass
+class Server:
+    name: str
+    kind: str  # gunicorn | daphne
+    port: int
+    process: subprocess.Popen
+    log_path: Path
+    metrics_dir: Path
+
+    host = "127.0.0.1"
+
+    @property
+    def origin(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def _command(kind: str, app: str, port: int, workers: int) -> list[str]:
+    if kind == "gunicorn":
+        return [
+            str(env.BIN / "gunicorn"), "--workers", str(workers), "--worker-class", "sync",
+            "--bind", f"127.0.0.1:{port}", "--backlog", "2048", "--log-level", "warning", app,
+        ]  # fmt: skip
+    if kind == "daphne":
+        return [str(env.BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
+    raise ValueError(f"unknown server kind {kind!r}")
+
+
+def _wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"{server.name} exited; log: {server.log_path}\n{server.log_path.read_text()[-3000:]}")
+        try:
+            conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+            conn.request("GET", path)
+            if conn.getresponse().status == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.2)
+    raise RuntimeError(f"{server.name} not ready after {timeout}s; log: {server.log_path}")
+
+
+@contextmanager
+def serve(
+    name: str, kind: str, app: str, *, workers: int = 2, ready_path: str = "/health", **env_overrides: str
+) -> Iterator[Server]:
+    port = free_port()
+    workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    metrics_dir = workdir / "prometheus"
+    metrics_dir.mkdir()
+    log_path = workdir / "server.log"
+    server_env = env.server_env(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), **env_overrides)
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            _command(kind, app, port, workers),
+            cwd=env.ROOT,
+            env=server_env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Server(name, kind, port, process, log_path, metrics_dir)
+    try:
+        _wait_ready(server, ready_path)
+        yield server
+    finally:
+        _stop(process)
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=5)
+
+
+def _cookies(response: http.client.HTTPResponse) -> dict[str, str]:
+    found = {}
+    for header in response.headers.get_all("Set-Cookie") or []:
+        name, _, rest = header.partition("=")
+        found[name.strip()] = rest.split(";", 1)[0]
+    return found
+
+
+def login(server: Server, username: str = env.USERNAME, password: str = env.PASSWORD) -> str:
+    """Log in through /accounts/login/ like a browser; the session id to send as a cookie."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    conn.request("GET", "/accounts/login/")
+    first = conn.getresponse()
+    csrf = _cookies(first)["csrftoken"]
+    first.read()
+    conn.close()
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    body = urlencode({"username": username, "password": password, "csrfmiddlewaretoken": csrf})
+    conn.request(
+        "POST",
+        "/accounts/login/",
+        body=body,
+        headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": f"csrftoken={csrf}"},
+    )
+    answer = conn.getresponse()
+    answer.read()
+    session = _cookies(answer).get("sessionid")
+    if answer.status != 302 or not session:
+        raise RuntimeError(f"login on {server.name} failed: HTTP {answer.status}")
+    return session
+
+
+_SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa]+)")
+
+
+def metrics(server: Server) -> dict[str, float]:
+    """Every sample of /metrics, keyed `name{labels}`, plus `name` = the sum over its labels."""
+    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    conn.request("GET", "/metrics")
+    text = conn.getresponse().read().decode()
+    samples: dict[str, float] = {}
+    for line in text.splitlines():
+        match = _SAMPLE.match(line)
+        if not match:
+            continue
+        name, labels, value = match.group(1), match.group(2) or "", float(match.group(3))
+        samples[name + labels] = value
+        if labels:
+            samples[name] = samples.get(name, 0.0) + value
+    return samples
+
+
+def delta(after: dict[str, float], before: dict[str, float], name: str) -> float:
+    return after.get(name, 0.0) - before.get(name, 0.0)
+
+
+def dashboard_delta(after: dict[str, float], before: dict[str, float], name: str) -> float:
+    """Like delta(), without the authorization lookups (query_type="authz") the cache also serves."""
+    authz = f'{name}{{query_type="authz"}}'
+    return delta(after, before, name) - delta(after, before, authz)
