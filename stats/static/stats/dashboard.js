@@ -208,7 +208,7 @@
       tbody.append(row);
     }
     $("alerts-empty").hidden = body.alerts.length > 0;
-    setNumber("alert-list", body.alerts.length);
+    tbody.dataset.count = String(body.alerts.length);
   }
 
   function actionButton(alert, action, label, testid) {
@@ -341,17 +341,23 @@
   function connect() {
     const scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     const socket = new WebSocket(scheme + window.location.host + config.wsPath);
-    socket.addEventListener("open", () => {
-      attempt = 0;
-      setWsStatus("live", "live");
-      resync(); // events sent while we were connecting or away are gone
-    });
+    // The server accepts every handshake and then either greets ("hello") or closes with a
+    // reason code, so "live" starts at the greeting, not at the socket's open event.
     socket.addEventListener("message", (msg) => {
+      let message;
       try {
-        onEvent(JSON.parse(msg.data));
+        message = JSON.parse(msg.data);
       } catch (err) {
         console.warn("bad event", err);
+        return;
       }
+      if (message.type === "hello") {
+        attempt = 0;
+        setWsStatus("live", "live");
+        resync(); // events sent while we were connecting or away are gone
+        return;
+      }
+      onEvent(message);
     });
     socket.addEventListener("close", (event) => {
       if (event.code === 4401) {

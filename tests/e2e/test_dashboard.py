@@ -1,0 +1,159 @@
+"""The dashboard in Chromium: same numbers as the API, live updates, alert buttons, reconnects."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.e2e.conftest import Server
+from tests.e2e.helpers import (
+    DEMO1_COLD_ROOM,
+    DEMO1_FRIDGE,
+    LIVE_TIMEOUT_MS,
+    api,
+    expect_page_matches_api,
+    login,
+    post_uplink,
+)
+
+pytestmark = pytest.mark.live
+
+# Reconnecting waits up to the 5 s backoff cap, then resyncs.
+RECONNECT_TIMEOUT_MS = 15_000
+
+
+@pytest.fixture(scope="module")
+def secret(server: Server) -> str:
+    return server.manage("webhook_secret", "demo-1").strip()
+
+
+def open_dashboard(page: Page, org_ids: dict[str, str]) -> str:
+    org_id = org_ids["demo-1"]
+    login(page, "demo", "demo")
+    # demo belongs to one organization only, so the picker sends it straight to the dashboard.
+    expect(page).to_have_url(f"{page.url.split('/orgs/')[0]}/orgs/{org_id}/")
+    expect(page.get_by_test_id("ws-status")).to_have_text("live", timeout=10_000)
+    return org_id
+
+
+def alert_row_of(page: Page, unit_name: str):
+    return page.get_by_test_id("alert-row").filter(has_text=unit_name)
+
+
+def test_the_dashboard_shows_the_api_numbers_and_follows_uplinks_and_alert_actions(page, org_ids, server, secret):
+    org_id = open_dashboard(page, org_ids)
+    before = expect_page_matches_api(page, org_id, timeout=10_000)
+    expect(page.get_by_test_id("unit-card")).to_have_count(before["unitCounts"]["total"])
+    expect(page.locator('[data-testid="chart-line"]')).to_have_count(before["unitCounts"]["total"])
+    page.screenshot(path="/tmp/dashboard.png", full_page=True)
+    fridge = next(u for u in api(page, f"/api/orgs/{org_id}/units")["units"] if u["name"] == "Fridge 1")
+    assert fridge["status"] in ("ok", "restoring"), "the seed leaves Fridge 1 in range"
+
+    # An out-of-range uplink: the page follows without a reload.
+    response = post_uplink(server, dev_eui=DEMO1_FRIDGE, temperature=fridge["tempMax"] + 7, secret=secret)
+    assert response.status_code == 200, response.text
+    assert response.json()["status"] == "stored"
+    warning = before["unitCounts"]["warning"] + 1
+    unresolved = before["alertCounts"]["unresolved"] + 1
+    expect(page.locator('[data-testid="tile-warning"] .n')).to_have_text(str(warning), timeout=LIVE_TIMEOUT_MS)
+    expect(page.locator('[data-testid="tile-too-hot"] .n')).to_have_text(
+        str(before["unitCounts"]["too_hot"] + 1), timeout=LIVE_TIMEOUT_MS
+    )
+    expect(page.get_by_test_id("alerts-unresolved")).to_have_text(str(unresolved), timeout=LIVE_TIMEOUT_MS)
+    expect(alert_row_of(page, "Fridge 1")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+    card = page.locator('[data-testid="unit-card"]').filter(has_text="Fridge 1")
+    expect(card.get_by_test_id("unit-status")).to_have_text("warning · too hot", timeout=LIVE_TIMEOUT_MS)
+    expect_page_matches_api(page, org_id)
+
+    # Acknowledge, then resolve, with the buttons: counts follow.
+    acknowledged = before["alertCounts"]["acknowledged"]
+    alert_row_of(page, "Fridge 1").get_by_test_id("ack-button").click()
+    expect(alert_row_of(page, "Fridge 1").get_by_test_id("alert-status")).to_have_text(
+        "acknowledged", timeout=LIVE_TIMEOUT_MS
+    )
+    expect(page.get_by_test_id("alerts-acknowledged")).to_have_text(str(acknowledged + 1), timeout=LIVE_TIMEOUT_MS)
+    expect(alert_row_of(page, "Fridge 1").get_by_test_id("ack-button")).to_have_count(0)
+
+    alert_row_of(page, "Fridge 1").get_by_test_id("resolve-button").click()
+    expect(alert_row_of(page, "Fridge 1")).to_have_count(0, timeout=LIVE_TIMEOUT_MS)
+    expect(page.get_by_test_id("alerts-unresolved")).to_have_text(str(unresolved - 1), timeout=LIVE_TIMEOUT_MS)
+    expect(page.get_by_test_id("alerts-acknowledged")).to_have_text(str(acknowledged), timeout=LIVE_TIMEOUT_MS)
+    expect_page_matches_api(page, org_id)
+
+
+def test_an_alert_created_in_another_tab_appears_here(context, org_ids, server, secret):
+    """Two tabs of one user: an action in one reaches the other through the WebSocket alone."""
+    watcher = context.new_page()
+    org_id = open_dashboard(watcher, org_ids)
+    actor = context.new_page()
+    actor.goto(f"/orgs/{org_id}/")
+    expect(actor.get_by_test_id("ws-status")).to_have_text("live", timeout=10_000)
+    rows = expect_page_matches_api(watcher, org_id, timeout=10_000)["alertCounts"]["unresolved"]
+    assert rows >= 1, "the seed leaves an open alert on Freezer 2"
+
+    actor.get_by_test_id("alert-row").first.get_by_test_id("resolve-button").click()
+
+    expect(watcher.get_by_test_id("alert-row")).to_have_count(rows - 1, timeout=LIVE_TIMEOUT_MS)
+    expect(watcher.get_by_test_id("alerts-unresolved")).to_have_text(str(rows - 1), timeout=LIVE_TIMEOUT_MS)
+
+
+def test_after_a_server_restart_the_page_reconnects_and_shows_what_changed_meanwhile(page, org_ids, server):
+    org_id = open_dashboard(page, org_ids)
+    before = expect_page_matches_api(page, org_id, timeout=10_000)
+    status = page.get_by_test_id("ws-status")
+
+    server.stop()
+    expect(status).to_have_text("reconnecting", timeout=5_000)
+    # Change the data while no server runs: its event reaches nobody, only the resync can show it.
+    server.shell(
+        "import json; from stats.models import Organization as O; "
+        "from realtime.ingest import parse_uplink, ingest_uplink; "
+        "from django.utils import timezone; now = timezone.now().isoformat(); "
+        f"body = {{'end_device_ids': {{'dev_eui': '{DEMO1_COLD_ROOM}'}}, 'received_at': now, "
+        "'uplink_message': {'f_cnt': 77, 'decoded_payload': {'temperature': -9.0}, 'received_at': now}}; "
+        "print(ingest_uplink(org=O.objects.get(slug='demo-1'), uplink=parse_uplink(json.dumps(body).encode())))"
+    )
+    server.start()
+
+    expect(status).to_have_text("live", timeout=RECONNECT_TIMEOUT_MS)
+    expect(page.locator('[data-testid="tile-too-cold"] .n')).to_have_text(
+        str(before["unitCounts"]["too_cold"] + 1), timeout=LIVE_TIMEOUT_MS
+    )
+    expect(page.get_by_test_id("alerts-unresolved")).to_have_text(
+        str(before["alertCounts"]["unresolved"] + 1), timeout=LIVE_TIMEOUT_MS
+    )
+    expect(page.get_by_test_id("alert-row").filter(has_text="Cold Room 3")).to_have_count(1)
+    expect_page_matches_api(page, org_id)
+
+
+def test_a_non_member_gets_404_and_its_websocket_is_refused(page, org_ids):
+    open_dashboard(page, org_ids)
+    other = org_ids["demo-2"]
+
+    response = page.request.get(f"/orgs/{other}/")
+    assert response.status == 404
+    close_code = page.evaluate(
+        """(path) => new Promise((resolve) => {
+            const ws = new WebSocket(`ws://${location.host}${path}`);
+            ws.onmessage = (m) => resolve("message: " + m.data);
+            ws.onclose = (e) => resolve(e.code);
+        })""",
+        f"/ws/orgs/{other}/",
+    )
+    assert close_code == 4403
+    assert page.goto(f"/orgs/{other}/").status == 404
+
+
+def test_an_anonymous_visitor_is_sent_to_login_and_its_websocket_is_refused(page, org_ids):
+    org_id = org_ids["demo-1"]
+    page.goto(f"/orgs/{org_id}/")
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+    close_code = page.evaluate(
+        """(path) => new Promise((resolve) => {
+            const ws = new WebSocket(`ws://${location.host}${path}`);
+            ws.onmessage = (m) => resolve("message: " + m.data);
+            ws.onclose = (e) => resolve(e.code);
+        })""",
+        f"/ws/orgs/{org_id}/",
+    )
+    assert close_code == 4401
