@@ -117,3 +117,12 @@ def test_scrape_config_scrapes_metrics_with_the_token_from_a_credentials_file(pr
 
     assert result.returncode != 0
     assert "missing" in result.stdout + result.stderr
+
+
+def test_every_alert_links_to_its_section_in_the_operations_doc():
+    doc = (PROMETHEUS_DIR.parents[1] / "docs" / "operations-alerts.md").read_text()
+    headings = {line[3:].strip().lower() for line in doc.splitlines() if line.startswith("## ")}
+    anchors = re.findall(r"runbook: docs/operations-alerts\.md#(\S+)", ALERTS.read_text())
+
+    assert sorted(anchors) == sorted(name.lower() for name in EXPECTED_ALERTS)
+    assert set(anchors) <= headings
