@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import httpx
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Server
+from tests.e2e.server import Server
 
 # The seed's devices: organization index 0 (demo-1), units 0..2 (Fridge 1, Freezer 2, Cold Room 3).
 DEMO1_FRIDGE = "70B3D57E00000000"

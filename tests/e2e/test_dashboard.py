@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import Server
 from tests.e2e.helpers import (
     DEMO1_COLD_ROOM,
     DEMO1_FRIDGE,
@@ -15,6 +14,7 @@ from tests.e2e.helpers import (
     login,
     post_uplink,
 )
+from tests.e2e.server import Server
 
 pytestmark = pytest.mark.live
 
