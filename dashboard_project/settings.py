@@ -126,7 +126,7 @@ if _engine == "django.db.backends.postgresql":
     _db.setdefault("OPTIONS", {})["pool"] = {
         "min_size": 1,
         "max_size": DATABASE_POOL_MAX_SIZE,
-        "timeout": 5,
+        "timeout": 2,
     }
     # Fail fast when PostgreSQL is down: /health and the webhook answer 503 quickly.
     _db["OPTIONS"]["connect_timeout"] = 2

@@ -28,6 +28,8 @@ EVENTS_SENT = Counter("dashboard_events_sent_total", "Dashboard events sent to o
 BROADCAST_ERRORS = Counter(
     "dashboard_broadcast_errors_total", "Failures while emitting events (invalidate or send)", ["stage"]
 )
+for _stage in ("invalidate", "send"):
+    BROADCAST_ERRORS.labels(_stage)  # exported at 0 from the start, so increase() sees the first error
 EMIT_SECONDS = Histogram(
     "dashboard_emit_duration_seconds",
     "Invalidate-then-send duration of one committed change",

@@ -23,6 +23,8 @@ MAX_CLIENT_MESSAGE_BYTES = 1024
 
 WS_CONNECTIONS = Gauge("dashboard_websocket_connections", "Open dashboard WebSocket connections")
 WS_REJECTED = Counter("dashboard_websocket_rejected_total", "Refused WebSocket connections", ["reason"])
+for _reason in ("anonymous", "not_member"):
+    WS_REJECTED.labels(_reason)
 
 
 class OrganizationConsumer(AsyncJsonWebsocketConsumer):

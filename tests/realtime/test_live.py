@@ -1,0 +1,176 @@
+"""WebSocket and multi-instance behaviour against real daphne processes (acceptance 2, 6, 7)."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import httpx
+import pytest
+from django.test import Client
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import ClientConnection, connect
+
+from stats.models import Role
+from tests import factories
+from tests.live import LiveServer, free_port, start_daphne
+from tests.realtime.conftest import uplink
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def servers(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[tuple[LiveServer, LiveServer]]:
+    """Two daphne instances sharing PostgreSQL/SQLite and Redis."""
+    logs = tmp_path_factory.mktemp("daphne")
+    env = {"RESTORE_STABLE_SECONDS": "0", "ALARM_CONFIRM_DELAY_SECONDS": "600"}
+    with django_db_blocker.unblock():
+        a = start_daphne(logs, extra_env=env)
+        try:
+            b = start_daphne(logs, extra_env=env)
+        except Exception:
+            a.stop()
+            raise
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+@dataclass
+class World:
+    org: object
+    other: object
+    devices: list
+    other_device: object
+    member_cookie: str
+    outsider_cookie: str
+
+
+def _session_cookie(user) -> str:
+    client = Client()
+    client.force_login(user)
+    return client.cookies["sessionid"].value
+
+
+@pytest.fixture
+def world(transactional_db) -> World:
+    org, other = factories.organization("Live"), factories.organization("Elsewhere")
+    devices = [factories.device(factories.unit(org)) for _ in range(2)]
+    other_device = factories.device(factories.unit(other))
+    member = factories.member(org, role=Role.MANAGER)
+    outsider = factories.member(other)
+    return World(org, other, devices, other_device, _session_cookie(member), _session_cookie(outsider))
+
+
+def ws(server: LiveServer, org, cookie: str | None) -> ClientConnection:
+    headers = {"Origin": server.url}
+    if cookie:
+        headers["Cookie"] = f"sessionid={cookie}"
+    return connect(f"{server.ws_url}/ws/orgs/{org.id}/", additional_headers=headers, open_timeout=5)
+
+
+def next_event(conn: ClientConnection, wanted: str, timeout: float = 5.0) -> dict:
+    """The next message of type `wanted` (others skipped), within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = json.loads(conn.recv(timeout=max(0.01, deadline - time.monotonic())))
+        if message["type"] == wanted:
+            return message
+
+
+def close_code(conn: ClientConnection) -> int:
+    with conn, pytest.raises(ConnectionClosed) as closed:
+        while True:
+            conn.recv(timeout=5)
+    return closed.value.rcvd.code
+
+
+def post_uplink(server: LiveServer, org, body: dict) -> httpx.Response:
+    return httpx.post(
+        f"{server.url}/api/webhooks/ttn", json=body, headers={"X-Webhook-Secret": org.webhook_secret}, timeout=10
+    )
+
+
+def api(server: LiveServer, cookie: str, path: str) -> dict:
+    response = httpx.get(f"{server.url}{path}", cookies={"sessionid": cookie}, timeout=10)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_anonymous_and_non_members_are_refused_with_distinct_close_codes(servers, world):
+    a, _ = servers
+    assert close_code(ws(a, world.org, None)) == 4401
+    assert close_code(ws(a, world.org, world.outsider_cookie)) == 4403
+    with ws(a, world.org, world.member_cookie) as conn:
+        assert next_event(conn, "hello")["data"] == {"organizationId": str(world.org.id)}
+
+
+def test_a_foreign_origin_is_refused(servers, world):
+    a, _ = servers
+    headers = {"Origin": "http://evil.example", "Cookie": f"sessionid={world.member_cookie}"}
+    with pytest.raises(InvalidStatus) as refused:
+        connect(f"{a.ws_url}/ws/orgs/{world.org.id}/", additional_headers=headers, open_timeout=5)
+    assert refused.value.response.status_code == 403
+
+
+def test_members_receive_their_own_organizations_events_only(servers, world):
+    a, _ = servers
+    with ws(a, world.org, world.member_cookie) as mine, ws(a, world.other, world.outsider_cookie) as theirs:
+        next_event(mine, "hello")
+        next_event(theirs, "hello")
+        assert post_uplink(a, world.org, uplink(world.devices[0].dev_eui, 4.0)).status_code == 200
+        assert post_uplink(a, world.other, uplink(world.other_device.dev_eui, 4.5)).status_code == 200
+        assert next_event(mine, "reading")["data"]["temperature"] == 4.0
+        # The other organization's first event is its own reading, never ours.
+        first = json.loads(theirs.recv(timeout=5))
+        assert first["type"] == "reading" and first["data"]["temperature"] == 4.5
+
+
+def test_a_client_refetching_the_moment_it_hears_an_event_always_gets_the_new_numbers(servers, world):
+    # The uplink is posted from another thread and the refetch goes to the other instance, so the
+    # refetch really races the emitting request (inside one daphne process sync views run one at
+    # a time, and waiting for the POST's response would let the emitter finish first).
+    a, b = servers
+    stats_path = f"/api/orgs/{world.org.id}/stats"
+    stale = 0
+    with ws(a, world.org, world.member_cookie) as conn, ThreadPoolExecutor(1) as poster:
+        next_event(conn, "hello")
+        for i in range(50):
+            hot = i % 2 == 0
+            assert api(b, world.member_cookie, stats_path)["unitCounts"]["warning"] == (0 if hot else 1)  # cached
+            sent = poster.submit(post_uplink, a, world.org, uplink(world.devices[0].dev_eui, 12.0 if hot else 5.0))
+            next_event(conn, "unitUpdate")
+            stats = api(b, world.member_cookie, stats_path)
+            expected = (1, 1) if hot else (0, 0)
+            stale += (stats["unitCounts"]["warning"], stats["alertCounts"]["unresolved"]) != expected
+            assert "unitUpdate" in sent.result(timeout=10).json()["events"]
+    assert stale == 0
+
+
+def test_an_uplink_to_instance_a_reaches_a_client_of_instance_b_and_b_serves_the_new_numbers(servers, world):
+    a, b = servers
+    stats_path = f"/api/orgs/{world.org.id}/stats"
+    assert api(b, world.member_cookie, stats_path)["unitCounts"]["warning"] == 0  # cached via B
+    with ws(b, world.org, world.member_cookie) as conn:
+        next_event(conn, "hello")
+        assert post_uplink(a, world.org, uplink(world.devices[1].dev_eui, 15.0)).status_code == 200
+        assert next_event(conn, "alertCreated")["data"]["triggerTemperature"] == 15.0
+        assert api(b, world.member_cookie, stats_path)["unitCounts"]["warning"] == 1
+
+
+def test_with_the_database_down_health_and_the_webhook_answer_503(tmp_path, db):
+    server = start_daphne(tmp_path, extra_env={"DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/test"})
+    try:
+        health = httpx.get(f"{server.url}/health", timeout=10)
+        assert health.status_code == 503
+        assert health.json()["status"] == "unhealthy"
+        webhook = httpx.post(
+            f"{server.url}/api/webhooks/ttn", json=uplink("70B3D57E00000001"), headers={"X-Webhook-Secret": "x" * 43}
+        )
+        assert webhook.status_code == 503
+        assert webhook.json()["error"].startswith("database unavailable")
+    finally:
+        server.stop()
