@@ -50,6 +50,7 @@ def test_an_admin_sees_the_dashboard_keys_counting_down_deletes_one_and_invalida
     assert group.locator('[data-testid="cache-key"][data-key*=":unit:"]').count() >= 3  # one trend per unit
     expect(group.locator(f'[data-key="{stats_key}"] [data-testid="value"]')).to_contain_text('"unitCounts": {')
 
+    page.screenshot(path="/tmp/cache_inspector.png", full_page=True)
     first = ttl_of(page, stats_key)
     page.reload()
     second = ttl_of(page, stats_key)

@@ -98,7 +98,10 @@
 
   function formatTime(iso) {
     if (!iso) return "–";
-    return new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    const at = new Date(iso);
+    const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+    // An alert can be days old: say which day unless it is today.
+    return at.toDateString() === new Date().toDateString() ? time : `${at.toLocaleDateString()} ${time}`;
   }
 
   function formatTemp(value) {
@@ -160,16 +163,17 @@
     const bucket = unitBucket(unit);
     const direction = unitDirection(unit);
     card.dataset.state = bucket;
-    card.querySelector("h3").textContent = `${unit.name}`;
+    card.querySelector("h3").textContent = unit.name;
+    card.querySelector("h3").title = unit.siteName;
     const badge = card.querySelector(".badge");
     badge.textContent = direction ? `${bucket} · ${direction}` : bucket;
     badge.className = `badge ${bucket}`;
     card.querySelector(".temp").textContent = formatTemp(unit.lastTemperature);
-    card.querySelector(".range").textContent = `range ${unit.tempMin}…${unit.tempMax} °C · ${unit.siteName}`;
+    card.querySelector(".range").textContent = `${unit.siteName} · ${unit.tempMin}…${unit.tempMax} °C`;
     const devices = unit.devices || [];
     const online = devices.filter((d) => d.online).length;
     const devText = card.querySelector(".devices");
-    devText.textContent = devices.length ? `${online}/${devices.length} sensor${devices.length > 1 ? "s" : ""} online` : "no sensor";
+    devText.textContent = devices.length ? `${online}/${devices.length} online` : "no sensor";
     devText.classList.toggle("down", online < devices.length);
   }
 
