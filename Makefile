@@ -20,12 +20,17 @@ $(BIN)/.installed-test: $(BIN)/.installed pyproject.toml
 	$(BIN)/pip check
 	touch $@
 
+# Serves on 127.0.0.1:$(PORT) with daphne; beside it the offline sweep and (SIMULATE=0 turns it
+# off) the TTN simulator, all stopped together with Ctrl-C.
 run: $(BIN)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo ""
 	@echo "  coldchain-dashboard: http://127.0.0.1:$(PORT)/   log in as demo / $${DEMO_PASSWORD:-demo} (admin: admin / $${ADMIN_PASSWORD:-admin})"
 	@echo ""
+	@trap 'kill 0' EXIT INT TERM; \
+	$(BIN)/python manage.py sweep_devices --every 60 >/dev/null & \
+	if [ "$(SIMULATE)" != 0 ]; then (sleep 3; $(BIN)/python manage.py simulate_ttn --url http://127.0.0.1:$(PORT)) & fi; \
 	$(BIN)/daphne -b 127.0.0.1 -p $(PORT) dashboard_project.asgi:application
 
 test: $(BIN)/.installed-test

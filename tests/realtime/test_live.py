@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import time
 from collections.abc import Iterator
@@ -174,3 +175,16 @@ def test_with_the_database_down_health_and_the_webhook_answer_503(tmp_path, db):
         assert webhook.json()["error"].startswith("database unavailable")
     finally:
         server.stop()
+
+
+def test_the_simulator_posts_uplinks_the_server_stores(servers, world):
+    from django.core.management import call_command
+
+    from stats.models import TemperatureReading
+
+    a, _ = servers
+    world.org.slug = "sim-live"
+    world.org.save()
+    call_command("simulate_ttn", url=a.url, count=12, rate=100, orgs="sim-", seed=1, stdout=io.StringIO())
+    assert TemperatureReading.objects.filter(organization=world.org).count() == 12
+    assert TemperatureReading.objects.exclude(organization=world.org).count() == 0
