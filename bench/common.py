@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import json
 import platform
 import subprocess
@@ -23,6 +24,7 @@ class Org:
     secret: str
     units: list[str] = field(default_factory=list)
     devices: list[str] = field(default_factory=list)  # dev_eui, same order as units
+    ranges: list[tuple[float, float]] = field(default_factory=list)  # (temp_min, temp_max), same order
 
 
 def load_orgs() -> list[Org]:
@@ -34,15 +36,42 @@ def load_orgs() -> list[Org]:
             )
         }
         rows = conn.execute(
-            """SELECT u.organization_id, u.id, d.dev_eui FROM stats_unit u
+            """SELECT u.organization_id, u.id, d.dev_eui, u.temp_min, u.temp_max FROM stats_unit u
                JOIN stats_device d ON d.unit_id = u.id ORDER BY u.organization_id, u.name"""
         )
-        for org_id, unit_id, dev_eui in rows:
-            orgs[str(org_id)].units.append(str(unit_id))
-            orgs[str(org_id)].devices.append(dev_eui)
+        for org_id, unit_id, dev_eui, low, high in rows:
+            org = orgs[str(org_id)]
+            org.units.append(str(unit_id))
+            org.devices.append(dev_eui)
+            org.ranges.append((low, high))
     if not orgs:
         raise SystemExit("the bench database is empty: run python -m bench.dataset, or drop --no-dataset")
     return list(orgs.values())
+
+
+def orgs_to_json(orgs: list[Org]) -> str:
+    return json.dumps([vars(org) for org in orgs])
+
+
+def orgs_from_json(text: str) -> list[Org]:
+    return [Org(**{**item, "ranges": [tuple(r) for r in item["ranges"]]}) for item in json.loads(text)]
+
+
+def uplink_body(dev_eui: str, temperature: float, f_cnt: int, at: datetime.datetime | None = None) -> bytes:
+    """A TTN v3 uplink as The Things Stack posts it (the fields the webhook reads)."""
+    stamp = (at or datetime.datetime.now(datetime.UTC)).isoformat().replace("+00:00", "Z")
+    return json.dumps(
+        {
+            "end_device_ids": {"dev_eui": dev_eui},
+            "received_at": stamp,
+            "uplink_message": {
+                "f_cnt": f_cnt,
+                "decoded_payload": {"temperature": round(temperature, 2), "battery": 3.6, "humidity": 50},
+                "rx_metadata": [{"rssi": -80}],
+                "received_at": stamp,
+            },
+        }
+    ).encode()
 
 
 def redis_cache() -> redis.Redis:

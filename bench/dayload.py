@@ -1,0 +1,160 @@
+"""The realistic day's clients, as one separate process: dashboards polling and TTN posting uplinks.
+
+    python -m bench.dayload --orgs-file orgs.json --dash-port P --ingest-port Q --cookie S \
+        --clients 50 --poll 3 --duration 60 --warmup 15 --uplink-rate 83
+
+Dashboard client i watches organization i mod N (so 2N clients put two dashboards on every
+organization) and one of its units; every `--poll` seconds it
+loads the dashboard: the five cached endpoints (stats, units/status, alerts/count, devices/online,
+the unit's trends), one after another like the page does. The simulator posts uplinks at
+`--uplink-rate` per second, every device in turn (one per unit per minute at the natural rate).
+Excursions: every tenth unit leaves its range for 3 minutes in every 60 (its own phase), which
+drives the state machine through excursion -> restoring -> ok and its invalidations.
+Before the clock starts, every device posts one in-range reading (see preroll). Prints
+PREROLL_DONE, then one JSON line with what happened after the warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import time
+
+from bench import common
+from bench.client import Connection
+from bench.loadgen import summarize
+
+UPLINK_SENDERS = 8
+
+
+def _temperature(unit_index: int, low: float, high: float, now: float) -> float:
+    minute = now / 60
+    if unit_index % 10 == 0 and (minute + 7 * unit_index) % 60 < 3:
+        return high + 2.0
+    return (low + high) / 2 + random.uniform(-0.4, 0.4)
+
+
+async def preroll(args: argparse.Namespace, orgs: list[common.Org]) -> None:
+    """One in-range uplink per device before the clock starts: settles the dataset's offline and
+    out-of-range units, whose first readings would otherwise invalidate everything at once."""
+    jobs = [(org, k) for org in orgs for k in range(len(org.units))]
+
+    async def sender() -> None:
+        conn = Connection("127.0.0.1", args.ingest_port, headers={"Content-Type": "application/json"})
+        while jobs:
+            org, k = jobs.pop()
+            low, high = org.ranges[k]
+            body = common.uplink_body(org.devices[k], (low + high) / 2, args.f_cnt_base)
+            await conn.request("POST", "/api/webhooks/ttn", body=body, headers={"X-Webhook-Secret": org.secret})
+        conn.close()
+
+    await asyncio.gather(*(sender() for _ in range(UPLINK_SENDERS)))
+
+
+async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, object]:
+    await preroll(args, orgs)
+    print("PREROLL_DONE", flush=True)
+    started = time.perf_counter()
+    measure_from = started + args.warmup
+    stop_at = measure_from + args.duration
+    loads: list[float] = []
+    load_errors: dict[str, int] = {}
+    uplinks: list[float] = []
+    uplink_statuses: dict[str, int] = {}
+    lag: list[float] = []
+
+    async def dashboard(i: int) -> None:
+        org = orgs[i % len(orgs)]
+        unit = org.units[(i // len(orgs)) % len(org.units)]
+        paths = [
+            f"/api/orgs/{org.id}/stats",
+            f"/api/orgs/{org.id}/units/status",
+            f"/api/orgs/{org.id}/alerts/count",
+            f"/api/orgs/{org.id}/devices/online",
+            f"/api/orgs/{org.id}/units/{unit}/trends",
+        ]
+        conn = Connection("127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"})
+        next_at = started + random.uniform(0, args.poll)
+        while True:
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+            if time.perf_counter() >= stop_at:
+                break
+            sent = time.perf_counter()
+            for path in paths:
+                response = await conn.request("GET", path)
+                if response.status != 200:
+                    load_errors[str(response.status)] = load_errors.get(str(response.status), 0) + 1
+            if sent >= measure_from:
+                loads.append(time.perf_counter() - sent)
+            next_at += args.poll
+        conn.close()
+
+    devices = [(org, k) for k in range(max(len(o.units) for o in orgs)) for org in orgs if k < len(org.units)]
+    queue: asyncio.Queue[int] = asyncio.Queue()
+
+    async def schedule() -> None:
+        n = 0
+        while True:
+            due = started + n / args.uplink_rate
+            if due >= stop_at:
+                break
+            await asyncio.sleep(max(0.0, due - time.perf_counter()))
+            await queue.put(n)
+            n += 1
+        for _ in range(UPLINK_SENDERS):
+            await queue.put(-1)
+
+    async def sender() -> None:
+        conn = Connection("127.0.0.1", args.ingest_port, headers={"Content-Type": "application/json"})
+        while (n := await queue.get()) >= 0:
+            org, k = devices[n % len(devices)]
+            due = started + n / args.uplink_rate
+            now = time.time()
+            low, high = org.ranges[k]
+            body = common.uplink_body(org.devices[k], _temperature(k + 1, low, high, now), args.f_cnt_base + 1 + n)
+            sent = time.perf_counter()
+            response = await conn.request("POST", "/api/webhooks/ttn", body=body,
+                                          headers={"X-Webhook-Secret": org.secret})  # fmt: skip
+            if sent >= measure_from:
+                uplinks.append(time.perf_counter() - sent)
+                lag.append(sent - due)
+                uplink_statuses[str(response.status)] = uplink_statuses.get(str(response.status), 0) + 1
+        conn.close()
+
+    await asyncio.gather(
+        schedule(), *(sender() for _ in range(UPLINK_SENDERS)), *(dashboard(i) for i in range(args.clients))
+    )
+    return {
+        "loadLatency": summarize(loads, args.duration),
+        "loadErrors": load_errors,
+        "uplinks": summarize(uplinks, args.duration),
+        "uplinkStatuses": uplink_statuses,
+        "uplinkScheduleLagP99Ms": summarize(lag, args.duration)["p99_ms"],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="realistic-day clients: dashboards polling, uplinks posting")
+    parser.add_argument("--orgs-file", required=True)
+    parser.add_argument("--dash-port", type=int, required=True)
+    parser.add_argument("--ingest-port", type=int, required=True)
+    parser.add_argument("--cookie", required=True)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--poll", type=float, default=3.0)
+    parser.add_argument("--duration", type=float, default=60.0)
+    parser.add_argument("--warmup", type=float, default=10.0)
+    parser.add_argument("--uplink-rate", type=float, required=True, help="uplinks per second, all devices")
+    parser.add_argument("--f-cnt-base", type=int, default=0, help="first frame counter (distinct per run)")
+    args = parser.parse_args(argv)
+    with open(args.orgs_file) as handle:
+        orgs = common.orgs_from_json(handle.read())
+    json.dump(asyncio.run(run(args, orgs)), sys.stdout)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
