@@ -132,7 +132,8 @@ if _engine == "django.db.backends.postgresql":
     _db["OPTIONS"]["connect_timeout"] = 2
 elif _engine == "django.db.backends.sqlite3":
     _db["ENGINE"] = "django_prometheus.db.backends.sqlite3"
-    _db.setdefault("OPTIONS", {})["timeout"] = 20
+    # IMMEDIATE: concurrent writers queue for the lock instead of failing to upgrade a read lock.
+    _db.setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
 else:
     raise ImproperlyConfigured(f"DATABASE_URL must be postgres:// or sqlite://, got {_engine}")
 DATABASES = {"default": _db}

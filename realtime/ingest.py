@@ -252,7 +252,7 @@ def apply_reading_to_unit(unit: Unit, temperature: float, at: datetime) -> list[
     excursion/alarm_active --inside with 0.5 °C hysteresis--> restoring (alert resolved)
     restoring --in range for `RESTORE_STABLE_SECONDS`--> ok;  offline --in range--> ok
     """
-    previous = unit.status
+    previous, previous_side = unit.status, _side(unit, unit.last_temperature)
     emitted: list[Event] = []
     too_hot, too_cold = temperature > unit.temp_max, temperature < unit.temp_min
     out_of_range = too_hot or too_cold
@@ -305,6 +305,15 @@ def apply_reading_to_unit(unit: Unit, temperature: float, at: datetime) -> list[
     unit.save(
         update_fields=["status", "excursion_started_at", "restoring_since", "last_temperature", "last_reading_at"]
     )
-    if unit.status != previous:
+    # too_hot / too_cold counts follow the side of an out-of-range unit, not only its status.
+    if unit.status != previous or _side(unit, temperature) != previous_side:
         emitted.append(events.unit_update(unit, previous))
     return emitted
+
+
+def _side(unit: Unit, temperature: float | None) -> str | None:
+    if unit.status not in (UnitStatus.EXCURSION, UnitStatus.ALARM_ACTIVE) or temperature is None:
+        return None
+    if temperature > unit.temp_max:
+        return "hot"
+    return "cold" if temperature < unit.temp_min else None
