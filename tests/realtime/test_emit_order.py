@@ -1,0 +1,66 @@
+"""Acceptance 2, per event: at the moment an event is handed to the channel layer, every key it
+changes is already gone from Redis (invalidate first, then send)."""
+
+from __future__ import annotations
+
+import pytest
+from channels.layers import get_channel_layer
+
+from realtime import broadcast, events
+from realtime.events import EventType
+from stats import cache
+from stats.models import Alert
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def spy(monkeypatch, redis_client):
+    """Record, for each group_send, which of the events' keys still existed in Redis."""
+    layer = get_channel_layer()
+    original = layer.group_send
+    seen: list[tuple[str, list[str], int]] = []
+
+    async def group_send(group, message):
+        keys = [k for e in pending for k in e.cache_keys()]
+        seen.append((group, [m["type"] for m in message["events"]], redis_client.exists(*keys)))
+        return await original(group, message)
+
+    pending: list = []
+    monkeypatch.setattr(layer, "group_send", group_send)
+    return seen, pending
+
+
+def _every_event(org) -> list:
+    unit = factories.unit(org)
+    device = factories.device(unit)
+    alert = factories.alert(unit)
+    return [
+        events.reading(unit, 4.0, unit.last_reading_at),
+        events.unit_update(unit, "ok"),
+        *(
+            events.alert_event(t, alert)
+            for t in (
+                EventType.ALERT_CREATED,
+                EventType.ALERT_ACKNOWLEDGED,
+                EventType.ALERT_ESCALATED,
+                EventType.ALERT_RESOLVED,
+            )
+        ),
+        events.device_status_change(device),
+    ]
+
+
+def test_every_event_type_is_sent_only_after_its_keys_are_deleted(spy):
+    seen, pending = spy
+    org = factories.organization()
+    for event in _every_event(org):
+        for key in event.cache_keys():
+            assert cache.set(key, b"{}")
+        pending[:] = [event]
+        broadcast.emit([event])
+    assert sorted(types[0] for _, types, _ in seen) == sorted(str(t) for t in EventType)
+    assert all(existing == 0 for _, _, existing in seen), seen
+    assert all(group == f"org.{org.id}" for group, _, _ in seen)
+    assert Alert.objects.count() == 1
