@@ -1,0 +1,152 @@
+"""Render bench/results/*.json as Markdown tables (the numbers part of bench/RESULTS.md).
+
+    .venv/bin/python -m bench.report > /tmp/numbers.md
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+from bench import env
+
+
+def _load(name: str) -> dict | None:
+    path = env.RESULTS_DIR / f"{name}.json"
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+def _fmt(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "**no**"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}" if abs(value) < 1 else f"{value:.1f}"
+    return str(value)
+
+
+def _table(columns: list[str], rows: list[list[object]]) -> str:
+    out = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    out += ["| " + " | ".join(_fmt(v) for v in row) + " |" for row in rows]
+    return "\n".join(out)
+
+
+def render() -> str:
+    parts: list[str] = []
+    machine, dataset = _load("machine"), _load("dataset")
+    if machine:
+        versions = ", ".join(f"{k} {v}" for k, v in machine["versions"].items())
+        parts.append(
+            f"Machine: {machine['nproc']} CPUs ({machine['cpu']}), {machine['ramGiB']} GiB RAM; {versions}. "
+            f"Profile `{machine['profile']}`, HTTP load generator `{machine['tool']}`."
+        )
+    if dataset:
+        parts.append(
+            f"Dataset: {dataset['orgs']} orgs x {dataset['unitsPerOrg']} units, {dataset['days']:g} days, "
+            f"{dataset['readings']:,} readings, generated in {dataset['totalSeconds']} s."
+        )
+    if dashboard := _load("dashboard"):
+        parts.append("### 1. Dashboard: GET /api/orgs/<id>/stats round-robin over all orgs")
+        parts.append(
+            _table(
+                ["server", "mode", "conns", "req/s", "P50 ms", "P95 ms", "P99 ms", "DB queries/req", "hit rate"],
+                [
+                    [r["server"], r["mode"], r["connections"], r["rps"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
+                     r.get("dbQueriesPerRequest"), r.get("hitRate") if r["mode"] == "cached" else None]
+                    for r in dashboard["rows"]
+                ],
+            )  # fmt: skip
+        )
+        parts.append(
+            _table(
+                ["server", "conns", "cached/floor req/s", "cached/floor P99", "cached/cache-off req/s",
+                 "cached/cold req/s", "gunicorn/daphne cached req/s"],
+                [
+                    [r["server"], r["connections"], r["cachedOverFloorRps"], r["cachedOverFloorP99"],
+                     r["cachedOverCacheOffRps"], r["cachedOverColdRps"], r.get("gunicornOverDaphneCachedRps")]
+                    for r in dashboard["ratios"]
+                ],
+            )  # fmt: skip
+        )
+    if realistic := _load("realistic"):
+        parts.append("### 2. Realistic day")
+        parts.append(
+            _table(
+                ["cache", "hit rate", "DB queries/load", "loads", "load P50 ms", "load P99 ms", "uplinks/s",
+                 "uplinks", "uplink P50 ms", "uplink P99 ms", "invalidations", "events sent"],
+                [
+                    ["on" if r["cache"] else "off", r["hitRate"], r["dbQueriesPerLoad"], r["dashboardLoads"],
+                     r["loadLatency"]["p50_ms"], r["loadLatency"]["p99_ms"], r["uplinkRatePerSecond"],
+                     r["uplinks"]["requests"], r["uplinks"]["p50_ms"], r["uplinks"]["p99_ms"],
+                     r["invalidations"], r["eventsSent"]]
+                    for r in realistic["runs"]
+                ],
+            )  # fmt: skip
+        )
+        by_type = realistic["runs"][0]["hitRateByQueryType"]
+        parts.append(
+            "Hit rate by query type (cache on): "
+            + ", ".join(f"{k} {_fmt(v)}" for k, v in by_type.items())
+            + f"; TTL-expiry bound without any event: {_fmt(realistic['ttlExpiryBoundHitRate'])}."
+        )
+    if events := _load("events"):
+        parts.append("### 3. Event latency")
+        labels = {
+            "sameInstance": "uplink POST to daphne A -> WebSocket on A",
+            "otherInstance": "uplink POST to daphne A -> WebSocket on daphne B (shared Redis)",
+            "gunicornToDaphne": "uplink POST to gunicorn -> WebSocket on daphne A",
+            "uplinkToFreshStats": "uplink POST to gunicorn -> GET /stats shows the change",
+        }
+        parts.append(
+            _table(
+                ["path", "samples", "P50 ms", "P95 ms", "P99 ms", "max ms", "lost / stale after ack"],
+                [
+                    [label, events[k]["requests"], events[k]["p50_ms"], events[k]["p95_ms"], events[k]["p99_ms"],
+                     events[k]["max_ms"], events[k].get("lost", events[k].get("staleAnswersAfterAck"))]
+                    for k, label in labels.items()
+                ],
+            )  # fmt: skip
+        )
+    if invalidation := _load("invalidation"):
+        parts.append(f"### 4. Invalidation of one org ({invalidation['keysCached']} keys) vs unrelated keys")
+        none = invalidation["levels"][0]
+        parts.append(
+            _table(
+                ["unrelated keys", "index median ms", "index P90 ms", "x vs none", "sweep median ms",
+                 "sweep P90 ms", "x vs none"],
+                [
+                    [f"{lv['unrelatedKeys']:,}", lv["index"]["median_ms"], lv["index"]["p90_ms"],
+                     round(lv["index"]["median_ms"] / none["index"]["median_ms"], 2), lv["sweep"]["median_ms"],
+                     lv["sweep"]["p90_ms"], round(lv["sweep"]["median_ms"] / none["sweep"]["median_ms"], 1)]
+                    for lv in invalidation["levels"]
+                ],
+            )  # fmt: skip
+        )
+        s = invalidation["stampede"]
+        parts.append(
+            f"Stampede: {s['threads']} threads right after an invalidation, {s['rounds']} rounds: "
+            f"{_fmt(s['recomputesPerInvalidation']['mean'])} recomputes per invalidation on average "
+            f"(max {_fmt(s['recomputesPerInvalidation']['max'])}), {s['distinctBodiesPerRound']} distinct body per "
+            f"round, round median {s['roundMedian_ms']} ms."
+        )
+    if variants := _load("variants"):
+        parts.append("### Hot-path variants (bench/variants.py)")
+        summary = variants["summary"]
+        base, floor = summary["baseline"], summary["floor"]
+        parts.append(
+            _table(
+                ["variant", "req/s", "P99 ms", "vs baseline", "vs floor req/s", "P99 vs floor"],
+                [[name, s["rps"], s["p99_ms"], round(s["rps"] / base["rps"], 2), round(s["rps"] / floor["rps"], 2),
+                  round(s["p99_ms"] / floor["p99_ms"], 2)] for name, s in summary.items()],
+            )  # fmt: skip
+        )
+    if profile := _load("profile"):
+        parts.append(f"### py-spy, cached path under gunicorn ({profile['samples']} samples)")
+        rows = [[name, round(100 * n / profile["samples"], 1)] for name, n in profile["own"][:15]]
+        parts.append(_table(["function (file), own time", "% of samples"], rows))
+    return "\n\n".join(parts) + "\n"
+
+
+if __name__ == "__main__":
+    sys.stdout.write(render())

@@ -1,0 +1,79 @@
+"""Measure candidate hot-path changes side by side: cached GET /stats under gunicorn at 50 connections.
+
+    .venv/bin/python -m bench.variants [--rounds 3] [--duration 8]
+
+One gunicorn per variant of bench/variant_settings.py (plus the floor) runs for the whole
+measurement; rounds interleave the variants so that drift in the machine's load hits them alike.
+Reports the median req/s and P99 of each, relative to the baseline. Uses the existing dataset.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from contextlib import ExitStack
+
+from bench import common, servers, wrk
+from bench.servers import FLOOR_WSGI, PROJECT_WSGI
+
+# (label, BENCH_VARIANT, gunicorn workers; None = --workers)
+VARIANTS = (
+    ("baseline", "baseline", None),
+    ("baseline, 4 workers", "baseline", 4),
+    ("no-prometheus-middleware", "no-prometheus-middleware", None),
+    ("session-only-middleware", "session-only-middleware", None),
+    ("signed-cookie-sessions", "signed-cookie-sessions", None),
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=8.0)
+    parser.add_argument("--connections", type=int, default=50)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args(argv)
+    tool = "wrk" if wrk.available() else "python"
+    paths = [f"/api/orgs/{org.id}/stats" for org in common.load_orgs()]
+    runs: dict[str, list[dict]] = {name: [] for name in ("floor", *(v[0] for v in VARIANTS))}
+    with ExitStack() as stack:
+        floor = servers.serve("floor", "gunicorn", FLOOR_WSGI, workers=args.workers, ready_path="/floor")
+        targets = {"floor": (stack.enter_context(floor), None, ["/floor"])}
+        for name, variant, workers in VARIANTS:
+            server = stack.enter_context(
+                servers.serve(variant, "gunicorn", PROJECT_WSGI, workers=workers or args.workers,
+                              DJANGO_SETTINGS_MODULE="bench.variant_settings", BENCH_VARIANT=variant)
+            )  # fmt: skip
+            cookie = servers.login(server)
+            common.load(port=server.port, paths=paths, cookie=cookie, connections=4, duration=1, warmup=0, tool=tool)
+            targets[name] = (server, cookie, paths)
+        for round_number in range(args.rounds):
+            for name, (server, cookie, round_paths) in targets.items():
+                result = common.load(
+                    port=server.port, paths=round_paths, cookie=cookie,
+                    connections=args.connections, duration=args.duration, warmup=1, tool=tool,
+                )  # fmt: skip
+                if result["errors"] or any(not k.startswith("2") and v for k, v in result["statuses"].items()):
+                    raise RuntimeError(f"{name}: errors {result['errors']}, statuses {result['statuses']}")
+                runs[name].append(result)
+                rps, p99 = result["rps"], result["p99_ms"]
+                print(f"   round {round_number + 1} {name:26} {rps:>8.1f} req/s p99 {p99:.1f} ms", flush=True)
+    summary = {
+        name: {"rps": statistics.median(r["rps"] for r in rs), "p99_ms": statistics.median(r["p99_ms"] for r in rs)}
+        for name, rs in runs.items()
+    }
+    base, floor = summary["baseline"], summary["floor"]
+    common.table(
+        f"hot-path variants: cached GET /stats, gunicorn {args.workers} sync workers, {args.connections} connections, "
+        f"median of {args.rounds} interleaved rounds of {args.duration:g}s ({tool})",
+        ["variant", "req/s", "p99 ms", "vs baseline req/s", "vs floor req/s", "p99 vs floor"],
+        [[name, s["rps"], s["p99_ms"], common.ratio(s["rps"], base["rps"]), common.ratio(s["rps"], floor["rps"]),
+          common.ratio(s["p99_ms"], floor["p99_ms"])] for name, s in summary.items()],
+    )  # fmt: skip
+    common.save("variants", {"tool": tool, "connections": args.connections, "summary": summary, "runs": runs})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
