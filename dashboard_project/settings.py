@@ -162,18 +162,45 @@ CACHE_ENABLED = env_bool("CACHE_ENABLED", True)
 # After repeated Redis failures the cache is skipped for this long, then probed again.
 CACHE_BREAKER_OPEN_SECONDS = env_int("CACHE_BREAKER_OPEN_SECONDS", 2, minimum=0)
 
+
+def _sentinel_address(item: str) -> tuple[str, int]:
+    host, _, port = item.rpartition(":")
+    if not host or not port.isdigit():
+        raise ImproperlyConfigured(f"REDIS_SENTINELS entries must be host:port, got {item!r}")
+    return host, int(port)
+
+
+# Redis Sentinel (optional): when set, the master is found through these sentinels and REDIS_URL
+# is not used; after a failover new connections go to the promoted replica.
+REDIS_SENTINELS = [_sentinel_address(item) for item in env_list("REDIS_SENTINELS", [])]
+REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER", "mymaster")
+
 _redis_cache_options = {
     "CLIENT_CLASS": "django_redis.client.DefaultClient",
     "SOCKET_CONNECT_TIMEOUT": REDIS_SOCKET_TIMEOUT,
     "SOCKET_TIMEOUT": REDIS_SOCKET_TIMEOUT,
     "CONNECTION_POOL_KWARGS": {"max_connections": 100, "retry_on_timeout": False},
 }
+_redis_cache_location = redis_url_for_db(REDIS_URL, REDIS_CACHE_DB)
+_channels_host: str | dict = redis_url_for_db(REDIS_URL, REDIS_CHANNELS_DB)
+if REDIS_SENTINELS:
+    # django-redis reads the master's name from the URL's host part.
+    _redis_cache_location = f"redis://{REDIS_SENTINEL_MASTER}/{REDIS_CACHE_DB}"
+    _redis_cache_options.update(
+        {
+            "CLIENT_CLASS": "django_redis.client.SentinelClient",
+            "CONNECTION_FACTORY": "django_redis.pool.SentinelConnectionFactory",
+            "CONNECTION_POOL_CLASS": "redis.sentinel.SentinelConnectionPool",
+            "SENTINELS": REDIS_SENTINELS,
+        }
+    )
+    _channels_host = {"sentinels": REDIS_SENTINELS, "master_name": REDIS_SENTINEL_MASTER, "db": REDIS_CHANNELS_DB}
 CACHES = {
     # The dashboard cache. Errors are NOT ignored here: stats/cache.py catches, counts and
     # logs them (IGNORE_EXCEPTIONS would make a failed invalidation look like success).
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": redis_url_for_db(REDIS_URL, REDIS_CACHE_DB),
+        "LOCATION": _redis_cache_location,
         "KEY_FUNCTION": "stats.cache.make_key",
         "TIMEOUT": CACHE_TTL_SECONDS,
         "OPTIONS": _redis_cache_options,
@@ -182,7 +209,7 @@ CACHES = {
     # database when Redis fails; that fallback needs the errors swallowed by django-redis.
     "sessions": {
         "BACKEND": "django_redis.cache.RedisCache",
-        "LOCATION": redis_url_for_db(REDIS_URL, REDIS_CACHE_DB),
+        "LOCATION": _redis_cache_location,
         "KEY_PREFIX": "session",
         "TIMEOUT": 60 * 60 * 24 * 14,
         "OPTIONS": {**_redis_cache_options, "IGNORE_EXCEPTIONS": True},
@@ -199,7 +226,7 @@ CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [redis_url_for_db(REDIS_URL, REDIS_CHANNELS_DB)],
+            "hosts": [_channels_host],
             # Per-channel queue bound. Events are small and a browser drains them at once; 500
             # gives a slow tab room for a burst of a 50-unit org without unbounded memory.
             "capacity": 500,

@@ -1,0 +1,58 @@
+"""A small closed-loop HTTP load: N clients, each sends its next request when the last one returned."""
+
+from __future__ import annotations
+
+import itertools
+import threading
+import time
+from dataclasses import dataclass
+
+import httpx
+
+from tests.live import LiveServer
+
+
+@dataclass(frozen=True)
+class Sample:
+    started: float  # time.monotonic()
+    seconds: float
+    status: int  # 0: no HTTP answer at all (refused, reset, timeout)
+
+
+def p95(samples: list[Sample]) -> float:
+    ordered = sorted(s.seconds for s in samples)
+    assert ordered, "no samples"
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+class Load:
+    def __init__(self, server: LiveServer, *, cookie: str, paths: list[str], clients: int) -> None:
+        self.server, self.cookie, self.paths, self.clients = server, cookie, paths, clients
+        self.samples: list[Sample] = []
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+
+    def _client(self, offset: int) -> None:
+        paths = itertools.cycle(self.paths[offset % len(self.paths) :] + self.paths[: offset % len(self.paths)])
+        with httpx.Client(base_url=self.server.url, cookies={"sessionid": self.cookie}, timeout=10) as client:
+            while not self._stop.is_set():
+                started = time.monotonic()
+                try:
+                    status = client.get(next(paths)).status_code
+                except httpx.HTTPError:
+                    status = 0
+                self.samples.append(Sample(started, time.monotonic() - started, status))  # list.append is atomic
+
+    def __enter__(self) -> Load:
+        self._threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(self.clients)]
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(timeout=15)
+
+    def between(self, start: float, end: float) -> list[Sample]:
+        return [s for s in self.samples if start <= s.started < end]
