@@ -162,7 +162,7 @@ def test_an_uplink_to_instance_a_reaches_a_client_of_instance_b_and_b_serves_the
         assert api(b, world.member_cookie, stats_path)["unitCounts"]["warning"] == 1
 
 
-def test_with_the_database_down_health_and_the_webhook_answer_503(tmp_path, db):
+def test_with_the_database_down_health_the_webhook_and_the_api_answer_503(tmp_path, db):
     server = start_daphne(tmp_path, extra_env={"DATABASE_URL": f"postgres://postgres@127.0.0.1:{free_port()}/test"})
     try:
         health = httpx.get(f"{server.url}/health", timeout=10)
@@ -173,6 +173,11 @@ def test_with_the_database_down_health_and_the_webhook_answer_503(tmp_path, db):
         )
         assert webhook.status_code == 503
         assert webhook.json()["error"].startswith("database unavailable")
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            client.cookies.set("sessionid", "no-such-session")
+            stats = client.get("/api/orgs/00000000-0000-4000-8000-000000000001/stats")
+        assert stats.status_code == 503
+        assert stats.json() == {"error": "database unavailable, retry later"}
     finally:
         server.stop()
 
