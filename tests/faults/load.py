@@ -1,4 +1,4 @@
-"""A small closed-loop HTTP load: N clients, each sends its next request when the last one returned."""
+"""Load for the fault tests: dashboards polling stats, and a TTN-like uplink sender."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import httpx
 
 from tests.live import LiveServer
+from tests.realtime.conftest import uplink
 
 
 @dataclass(frozen=True)
@@ -56,3 +57,47 @@ class Load:
 
     def between(self, start: float, end: float) -> list[Sample]:
         return [s for s in self.samples if start <= s.started < end]
+
+
+@dataclass(frozen=True)
+class Post:
+    f_cnt: int
+    sent: float
+    status: int  # 0: no HTTP answer
+    body: dict
+    payload: dict
+
+
+class UplinkStream:
+    """One TTN-like sender: an uplink every `every` seconds, each with its own frame counter."""
+
+    def __init__(self, server: LiveServer, *, secret: str, dev_eui: str, every: float = 0.05) -> None:
+        self.server, self.secret, self.dev_eui, self.every = server, secret, dev_eui, every
+        self.posts: list[Post] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        f_cnt = 0
+        with httpx.Client(base_url=self.server.url, headers={"X-Webhook-Secret": self.secret}, timeout=10) as client:
+            while not self._stop.is_set():
+                f_cnt += 1
+                sent, payload = time.monotonic(), uplink(self.dev_eui, 4.0, f_cnt=f_cnt)
+                try:
+                    response = client.post("/api/webhooks/ttn", json=payload)
+                    status, body = response.status_code, response.json()
+                except (httpx.HTTPError, ValueError):
+                    status, body = 0, {}
+                self.posts.append(Post(f_cnt, sent, status, body, payload))
+                self._stop.wait(self.every)
+
+    def __enter__(self) -> UplinkStream:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def after(self, moment: float) -> list[Post]:
+        return [p for p in self.posts if p.sent >= moment]

@@ -6,6 +6,7 @@ import glob
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -114,16 +115,21 @@ def _pg_bin(name: str) -> str:
 
 @dataclass
 class PostgresCluster:
-    """A throw-away cluster owned by the postgres user (initdb refuses to run as root)."""
+    """A throw-away cluster owned by the postgres user (initdb refuses to run as root).
 
-    directory: Path
+    It lives in its own directory under /tmp: pytest's tmp_path is private to root, and the
+    postgres user must be able to reach its data directory and socket.
+    """
+
+    directory: Path = field(default_factory=lambda: Path(tempfile.mkdtemp(prefix="faults-pg-")))
     port: int = field(default_factory=free_port)
 
     def _as_postgres(self, *command: str) -> None:
-        subprocess.run(["runuser", "-u", "postgres", "--", *command], check=True, capture_output=True, timeout=60)
+        done = subprocess.run(["runuser", "-u", "postgres", "--", *command], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise RuntimeError(f"{command[0]} failed: {done.stdout[-1500:]}{done.stderr[-1500:]}")
 
     def init(self) -> PostgresCluster:
-        self.directory.mkdir(parents=True, exist_ok=True)
         shutil.chown(self.directory, "postgres", "postgres")
         self._as_postgres(_pg_bin("initdb"), "-D", str(self.data), "-A", "trust", "-U", "postgres", "--no-sync")
         return self
@@ -149,9 +155,11 @@ class PostgresCluster:
         return port_open("127.0.0.1", self.port, timeout=0.2)
 
     def stop(self) -> None:
+        """Stop it if it runs and delete the cluster."""
         if (self.data / "postmaster.pid").exists():
             subprocess.run(
                 ["runuser", "-u", "postgres", "--", _pg_bin("pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"],
                 capture_output=True,
                 timeout=60,
             )
+        shutil.rmtree(self.directory, ignore_errors=True)
