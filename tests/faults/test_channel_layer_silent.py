@@ -1,0 +1,98 @@
+"""Issue 7: a channel layer that accepts connections and never answers must not hang ingestion.
+
+tests/realtime/test_redis_down.py covers a refused connection (fails fast on its own); a hung
+Redis only ends because broadcast.py bounds the send.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.db import connections
+from django.test import Client, override_settings
+
+from realtime import broadcast
+from stats.cache import QueryType, cache_key
+from stats.models import TemperatureReading
+from tests import factories
+from tests.conftest import metric
+from tests.realtime.conftest import uplink
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# The send is bounded at 1 s; the rest of a webhook request takes milliseconds.
+BOUND_SECONDS = broadcast.SEND_TIMEOUT_SECONDS + 2.0
+
+
+@pytest.fixture
+def silent_port() -> Iterator[int]:
+    """A port that accepts connections, reads nothing and never answers."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        listener.settimeout(0.1)
+        while not stop.is_set():
+            try:
+                held.append(listener.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield listener.getsockname()[1]
+    stop.set()
+    thread.join()
+    for conn in held:  # frees a request still hung on them, if the bound failed
+        conn.close()
+    listener.close()
+
+
+def _post_with_deadline(org, body: dict, seconds: float) -> tuple[int | None, float]:
+    """POST in a thread (a hang must fail this test, not stall the run): (status or None, elapsed)."""
+    outcome: dict[str, int] = {}
+
+    def run() -> None:
+        try:
+            headers = {"X-Webhook-Secret": org.webhook_secret}
+            response = Client().post("/api/webhooks/ttn", data=body, content_type="application/json", headers=headers)
+            outcome["status"] = response.status_code
+        finally:
+            connections.close_all()
+
+    started = time.monotonic()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(timeout=seconds)
+    return outcome.get("status"), time.monotonic() - started
+
+
+def test_an_unanswering_channel_layer_costs_an_uplink_the_send_timeout_not_a_hang(
+    transactional_db, silent_port, redis_client
+):
+    org = factories.organization("Hung")
+    unit = factories.unit(org)
+    device = factories.device(unit)
+    trends = cache_key(QueryType.TEMPERATURE_TRENDS, org.id, unit.id)
+    redis_client.set(trends, b"{}")
+    layers = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [f"redis://127.0.0.1:{silent_port}/0"]},
+        }
+    }
+    send_errors = metric("dashboard_broadcast_errors_total", stage="send")
+    with override_settings(CHANNEL_LAYERS=layers):
+        results = [_post_with_deadline(org, uplink(device.dev_eui, t), 2 * BOUND_SECONDS) for t in (4.0, 4.5)]
+    assert [status for status, _ in results] == [200, 200]
+    assert max(elapsed for _, elapsed in results) < BOUND_SECONDS, results
+    assert TemperatureReading.objects.filter(device=device).count() == 2
+    assert redis_client.get(trends) is None  # invalidated before the send was attempted
+    assert metric("dashboard_broadcast_errors_total", stage="send") == send_errors + 2
