@@ -76,3 +76,9 @@ def build_world() -> World:
 @pytest.fixture
 def world(db) -> World:
     return build_world()
+
+
+@pytest.fixture
+def live_world(transactional_db) -> World:
+    """The same world, committed: async consumers and daphne processes read it from other threads."""
+    return build_world()
