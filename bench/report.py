@@ -73,10 +73,11 @@ def render() -> str:
         parts.append("### 2. Realistic day")
         parts.append(
             _table(
-                ["cache", "hit rate", "DB queries/load", "loads", "load P50 ms", "load P99 ms", "uplinks/s",
+                ["cache", "TTL s", "hit rate", "DB queries/load", "loads", "load P50 ms", "load P99 ms", "uplinks/s",
                  "uplinks", "uplink P50 ms", "uplink P99 ms", "invalidations", "events sent"],
                 [
-                    ["on" if r["cache"] else "off", r["hitRate"], r["dbQueriesPerLoad"], r["dashboardLoads"],
+                    ["on" if r["cache"] else "off", r.get("ttlSeconds"), r["hitRate"], r["dbQueriesPerLoad"],
+                     r["dashboardLoads"],
                      r["loadLatency"]["p50_ms"], r["loadLatency"]["p99_ms"], r["uplinkRatePerSecond"],
                      r["uplinks"]["requests"], r["uplinks"]["p50_ms"], r["uplinks"]["p99_ms"],
                      r["invalidations"], r["eventsSent"]]
