@@ -50,10 +50,12 @@ def render() -> str:
         parts.append("### 1. Dashboard: GET /api/orgs/<id>/stats round-robin over all orgs")
         parts.append(
             _table(
-                ["server", "mode", "conns", "req/s", "P50 ms", "P95 ms", "P99 ms", "DB queries/req", "hit rate"],
+                ["server", "mode", "conns", "req/s", "P50 ms", "P95 ms", "P99 ms", "server CPU ms/req",
+                 "DB queries/req", "hit rate"],
                 [
                     [r["server"], r["mode"], r["connections"], r["rps"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
-                     r.get("dbQueriesPerRequest"), r.get("hitRate") if r["mode"] == "cached" else None]
+                     r.get("cpuMsPerRequest"), r.get("dbQueriesPerRequest"),
+                     r.get("hitRate") if r["mode"] == "cached" else None]
                     for r in dashboard["rows"]
                 ],
             )  # fmt: skip
@@ -61,10 +63,11 @@ def render() -> str:
         parts.append(
             _table(
                 ["server", "conns", "cached/floor req/s", "cached/floor P99", "cached/cache-off req/s",
-                 "cached/cold req/s", "gunicorn/daphne cached req/s"],
+                 "cached/cold req/s", "cached/floor CPU per req", "gunicorn/daphne cached req/s"],
                 [
                     [r["server"], r["connections"], r["cachedOverFloorRps"], r["cachedOverFloorP99"],
-                     r["cachedOverCacheOffRps"], r["cachedOverColdRps"], r.get("gunicornOverDaphneCachedRps")]
+                     r["cachedOverCacheOffRps"], r["cachedOverColdRps"], r.get("cachedOverFloorCpuPerRequest"),
+                     r.get("gunicornOverDaphneCachedRps")]
                     for r in dashboard["ratios"]
                 ],
             )  # fmt: skip
@@ -137,8 +140,11 @@ def render() -> str:
         base, floor = summary["baseline"], summary["floor"]
         parts.append(
             _table(
-                ["variant", "req/s", "P99 ms", "vs baseline", "vs floor req/s", "P99 vs floor"],
-                [[name, s["rps"], s["p99_ms"], round(s["rps"] / base["rps"], 2), round(s["rps"] / floor["rps"], 2),
+                ["variant", "req/s", "P99 ms", "server CPU ms/req", "CPU vs baseline", "req/s vs baseline",
+                 "req/s vs floor", "P99 vs floor"],
+                [[name, s["rps"], s["p99_ms"], s.get("cpu_ms_per_req"),
+                  round(s["cpu_ms_per_req"] / base["cpu_ms_per_req"], 2) if s.get("cpu_ms_per_req") else None,
+                  round(s["rps"] / base["rps"], 2), round(s["rps"] / floor["rps"], 2),
                   round(s["p99_ms"] / floor["p99_ms"], 2)] for name, s in summary.items()],
             )  # fmt: skip
         )

@@ -50,25 +50,31 @@ def main(argv: list[str] | None = None) -> int:
             targets[name] = (server, cookie, paths)
         for round_number in range(args.rounds):
             for name, (server, cookie, round_paths) in targets.items():
+                cpu_before = servers.cpu_seconds(server)
                 result = common.load(
                     port=server.port, paths=round_paths, cookie=cookie,
                     connections=args.connections, duration=args.duration, warmup=1, tool=tool,
                 )  # fmt: skip
                 if result["errors"] or any(not k.startswith("2") and v for k, v in result["statuses"].items()):
                     raise RuntimeError(f"{name}: errors {result['errors']}, statuses {result['statuses']}")
+                # The warm-up second is included in the CPU time, so count its requests too (approximately).
+                served = result["requests"] * (1 + 1 / args.duration)
+                result["cpu_ms_per_req"] = round(1000 * (servers.cpu_seconds(server) - cpu_before) / served, 3)
                 runs[name].append(result)
-                rps, p99 = result["rps"], result["p99_ms"]
-                print(f"   round {round_number + 1} {name:26} {rps:>8.1f} req/s p99 {p99:.1f} ms", flush=True)
+                rps, p99, cpu = result["rps"], result["p99_ms"], result["cpu_ms_per_req"]
+                print(f"   round {round_number + 1} {name:26} {rps:>8.1f} req/s p99 {p99:.1f} ms cpu {cpu:.3f} ms/req")
     summary = {
-        name: {"rps": statistics.median(r["rps"] for r in rs), "p99_ms": statistics.median(r["p99_ms"] for r in rs)}
+        name: {key: statistics.median(r[key] for r in rs) for key in ("rps", "p99_ms", "cpu_ms_per_req")}
         for name, rs in runs.items()
     }
     base, floor = summary["baseline"], summary["floor"]
     common.table(
         f"hot-path variants: cached GET /stats, gunicorn {args.workers} sync workers, {args.connections} connections, "
         f"median of {args.rounds} interleaved rounds of {args.duration:g}s ({tool})",
-        ["variant", "req/s", "p99 ms", "vs baseline req/s", "vs floor req/s", "p99 vs floor"],
-        [[name, s["rps"], s["p99_ms"], common.ratio(s["rps"], base["rps"]), common.ratio(s["rps"], floor["rps"]),
+        ["variant", "req/s", "p99 ms", "server CPU ms/req", "CPU vs baseline", "vs baseline req/s", "vs floor req/s",
+         "p99 vs floor"],
+        [[name, s["rps"], s["p99_ms"], s["cpu_ms_per_req"], common.ratio(s["cpu_ms_per_req"], base["cpu_ms_per_req"]),
+          common.ratio(s["rps"], base["rps"]), common.ratio(s["rps"], floor["rps"]),
           common.ratio(s["p99_ms"], floor["p99_ms"])] for name, s in summary.items()],
     )  # fmt: skip
     common.save("variants", {"tool": tool, "connections": args.connections, "summary": summary, "runs": runs})
