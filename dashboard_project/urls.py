@@ -13,5 +13,6 @@ urlpatterns = [
     path("", include("stats.page_urls")),
 ]
 
+handler400 = "dashboard_project.views.bad_request"
 handler404 = "dashboard_project.views.not_found"
 handler500 = "dashboard_project.views.server_error"

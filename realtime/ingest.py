@@ -71,7 +71,10 @@ def _number(value: object) -> float | None:
     """A finite JSON number (bools are not numbers here), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    number = float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # a JSON integer beyond any float
+        return None
     return number if math.isfinite(number) else None
 
 
@@ -98,7 +101,7 @@ def parse_uplink(body: bytes, *, now: datetime | None = None) -> Uplink:
     now = now or timezone.now()
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError):
+    except (ValueError, RecursionError):  # also UnicodeDecodeError and integers over 4300 digits
         raise IngestError(400, "body is not valid JSON") from None
     if not isinstance(data, dict):
         raise IngestError(400, "body must be a JSON object")
@@ -142,8 +145,8 @@ def parse_uplink(body: bytes, *, now: datetime | None = None) -> Uplink:
         raise IngestError(422, "received_at is too far from the server's clock", field="uplink_message.received_at")
 
     f_cnt = message.get("f_cnt", 0)  # The Things Stack omits zero values: the first uplink has none.
-    if isinstance(f_cnt, bool) or not isinstance(f_cnt, int) or f_cnt < 0:
-        raise IngestError(422, "uplink_message.f_cnt must be a non-negative integer", field="uplink_message.f_cnt")
+    if isinstance(f_cnt, bool) or not isinstance(f_cnt, int) or not 0 <= f_cnt < 2**32:
+        raise IngestError(422, "uplink_message.f_cnt must be a 32-bit frame counter", field="uplink_message.f_cnt")
 
     rssi_values = []
     metadata = message.get("rx_metadata")
