@@ -220,7 +220,7 @@ CACHES = {
 DJANGO_REDIS_SCAN_ITERSIZE = 10_000
 DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 
-SESSION_ENGINE = "django.contrib.sessions.backends.cached_db"
+SESSION_ENGINE = "stats.sessions"
 SESSION_CACHE_ALIAS = "sessions"
 
 CHANNEL_LAYERS = {

@@ -83,7 +83,7 @@ def _send(org_id: uuid.UUID, events: list[Event]) -> None:
         async_to_sync(send)()
     except Exception as exc:  # the channel layer's failures (Redis down, timeouts) stop here
         BROADCAST_ERRORS.labels("send").inc()
-        logger.error("Broadcast to org %s failed: %s", org_id, exc)
+        logger.error("Broadcast to org %s failed: %r", org_id, exc)
         return
     for event in events:
         EVENTS_SENT.labels(str(event.type)).inc()

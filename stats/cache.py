@@ -272,6 +272,11 @@ def reset_breaker() -> None:
     _breaker.reset()
 
 
+def redis_usable() -> bool:
+    """False while the breaker is open: other Redis users (sessions) skip Redis too."""
+    return _breaker.allow()
+
+
 def is_enabled() -> bool:
     return bool(settings.CACHE_ENABLED)
 
