@@ -29,6 +29,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -382,6 +383,31 @@ def _take_token(client, key: str) -> _Token:
     return _Token(generation_keys, values)
 
 
+# Values fetched ahead by `read_ahead`, consumed by `read_through` in the same request.
+_read_ahead: ContextVar[dict[str, bytes | None] | None] = ContextVar("dashboard_cache_read_ahead", default=None)
+
+
+@contextmanager
+def read_ahead(keys: list[str]) -> Iterator[None]:
+    """Fetch `keys` in one round trip (MGET) for the `read_through` calls inside the block.
+
+    A request that checks the caller's principal and then reads an aggregate pays one Redis
+    round trip instead of two; on a cached dashboard read, round trips are most of the cost.
+    """
+    fetched: dict[str, bytes | None] = {}
+    if is_enabled() and keys:
+        try:
+            with _redis("get") as client:
+                fetched = dict(zip(keys, client.mget(keys), strict=True))
+        except CacheUnavailable:
+            fetched = {}
+    token = _read_ahead.set(fetched)
+    try:
+        yield
+    finally:
+        _read_ahead.reset(token)
+
+
 def read_through(key: str, compute: Callable[[], bytes]) -> bytes:
     """Cache-aside read (REQ-CACHE-001): the cached bytes, or `compute()` stored for next time.
 
@@ -391,12 +417,16 @@ def read_through(key: str, compute: Callable[[], bytes]) -> bytes:
     query_type = query_type_of(key)
     if not is_enabled():
         return _compute(query_type, compute)
-    try:
-        with _redis("get") as client:
-            cached = client.get(key)
-    except CacheUnavailable:
-        CACHE_MISS.labels(query_type).inc()
-        return _compute(query_type, compute)
+    ahead = _read_ahead.get()
+    if ahead and key in ahead:
+        cached = ahead.pop(key)
+    else:
+        try:
+            with _redis("get") as client:
+                cached = client.get(key)
+        except CacheUnavailable:
+            CACHE_MISS.labels(query_type).inc()
+            return _compute(query_type, compute)
     if cached is not None:
         CACHE_HIT.labels(query_type).inc()
         return cached

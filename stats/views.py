@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
 from . import cache, selectors, services
+from .cache import QueryType, cache_key
 from .http import json_error, json_raw, member_required, principal_from_request
 
 logger = logging.getLogger(__name__)
@@ -37,14 +38,14 @@ def alert_list(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
 
 
 @require_GET
-@member_required
+@member_required(reads=lambda org_id: [cache_key(QueryType.STATS, org_id)])
 def organization_stats(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
     refresh = request.GET.get("refresh", "") in {"1", "true"}
     return json_raw(services.org_stats_json(org_id=org_id, refresh=refresh))
 
 
 @require_GET
-@member_required
+@member_required(reads=lambda org_id: [cache_key(QueryType.UNITS_STATUS, org_id)])
 def unit_status(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
     return json_raw(services.unit_status_json(org_id=org_id))
 
@@ -66,7 +67,7 @@ def alert_counts(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
 
 
 @require_GET
-@member_required
+@member_required(reads=lambda org_id, unit_id: [cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id)])
 def temperature_trends(request: HttpRequest, org_id: uuid.UUID, unit_id: uuid.UUID) -> HttpResponse:
     try:
         return json_raw(services.temperature_trends_json(org_id=org_id, unit_id=unit_id))
@@ -75,7 +76,7 @@ def temperature_trends(request: HttpRequest, org_id: uuid.UUID, unit_id: uuid.UU
 
 
 @require_GET
-@member_required
+@member_required(reads=lambda org_id: [cache_key(QueryType.DEVICES_ONLINE, org_id)])
 def devices_online(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
     return json_raw(services.devices_online_json(org_id=org_id))
 

@@ -141,3 +141,14 @@ def test_cached_values_are_plain_json_aggregates(dashboard, redis_client):
         "lastUpdated",
     }
     assert value["lastUpdated"].endswith("Z")
+
+
+def test_a_cached_read_costs_two_redis_round_trips_session_then_principal_with_the_value(dashboard, redis_client):
+    url = f"/api/orgs/{dashboard.org_a.id}/stats"
+    dashboard.client.get(url)
+    stats = redis_client.info("commandstats")
+    calls = {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("get", "mget")}
+    assert dashboard.client.get(url).status_code == 200
+    stats = redis_client.info("commandstats")
+    after = {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("get", "mget")}
+    assert (after["get"] - calls["get"], after["mget"] - calls["mget"]) == (1, 1)
