@@ -1,18 +1,21 @@
 """Render bench/results/*.json as Markdown tables (the numbers part of bench/RESULTS.md).
 
-    .venv/bin/python -m bench.report > /tmp/numbers.md
+    .venv/bin/python -m bench.report [results-dir] > /tmp/numbers.md
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 from bench import env
 
+RESULTS_DIR = Path(sys.argv[1]) if len(sys.argv) > 1 else env.RESULTS_DIR
+
 
 def _load(name: str) -> dict | None:
-    path = env.RESULTS_DIR / f"{name}.json"
+    path = RESULTS_DIR / f"{name}.json"
     return json.loads(path.read_text()) if path.exists() else None
 
 
