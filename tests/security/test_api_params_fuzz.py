@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from urllib.parse import quote, urlencode
 
-import pytest
 from django.test import Client
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
@@ -142,7 +141,7 @@ def test_repeated_and_array_style_query_parameters_do_not_500(world):
         "%ff%fe=%ff",
         "unit=%00",
         "=" * 100,
-        "&" * 500,
+        "&" * 1000,
     ):
         for route in ("/alerts/count", "/stats"):
             response = client.get(f"{base}{route}?{query}")
@@ -150,7 +149,6 @@ def test_repeated_and_array_style_query_parameters_do_not_500(world):
             assert response["Content-Type"] == "application/json"
 
 
-@pytest.mark.xfail(strict=True, reason="open bug: no JSON handler400; Django's TooManyFieldsSent gives an HTML 400")
 def test_more_query_fields_than_django_allows_is_a_json_400(world):
     response = world.client("manager").get(f"/api/orgs/{world.org.id}/stats?" + "&".join(["a=1"] * 1001))
     assert response.status_code == 400
