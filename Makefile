@@ -31,7 +31,7 @@ run: $(BIN)/.installed
 	@trap 'kill 0' EXIT INT TERM; \
 	$(BIN)/python manage.py sweep_devices --every 60 >/dev/null & \
 	if [ "$(SIMULATE)" != 0 ]; then (sleep 3; $(BIN)/python manage.py simulate_ttn --url http://127.0.0.1:$(PORT)) & fi; \
-	$(BIN)/daphne -b 127.0.0.1 -p $(PORT) dashboard_project.asgi:application
+	$(BIN)/daphne -b 127.0.0.1 -p $(PORT) --ping-interval 10 --ping-timeout 10 dashboard_project.asgi:application
 
 test: $(BIN)/.installed-test
 	bash tests/system_deps.sh

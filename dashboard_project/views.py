@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
-from django.views import defaults
+from django.views import csrf, defaults
 from django_prometheus.exports import ExportToDjangoView
 
 from stats.views import health
@@ -36,6 +36,12 @@ def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _wants_json(request):
         return JsonResponse({"error": "bad request"}, status=400)
     return defaults.bad_request(request, exception)
+
+
+def csrf_failure(request: HttpRequest, reason: str = "") -> HttpResponse:
+    if _wants_json(request):
+        return JsonResponse({"error": "CSRF check failed", "reason": reason}, status=403)
+    return csrf.csrf_failure(request, reason=reason)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

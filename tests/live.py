@@ -58,7 +58,13 @@ class LiveServer:
                 self.process.wait()
 
 
-def start_daphne(log_dir: Path, *, extra_env: dict[str, str] | None = None, port: int | None = None) -> LiveServer:
+def start_daphne(
+    log_dir: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+    port: int | None = None,
+    daphne_args: tuple[str, ...] = (),
+) -> LiveServer:
     port = port or free_port()
     env = {
         **os.environ,
@@ -69,7 +75,17 @@ def start_daphne(log_dir: Path, *, extra_env: dict[str, str] | None = None, port
     }
     log = log_dir / f"daphne-{port}.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "dashboard_project.asgi:application"],
+        [
+            sys.executable,
+            "-m",
+            "daphne",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            *daphne_args,
+            "dashboard_project.asgi:application",
+        ],
         cwd=ROOT,
         env=env,
         stdout=log.open("wb"),

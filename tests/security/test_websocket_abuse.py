@@ -7,8 +7,6 @@ import base64
 import json
 import os
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -21,10 +19,9 @@ from websockets.sync.client import ClientConnection, connect
 
 from realtime.broadcast import GROUP_MESSAGE_TYPE, group_name
 from realtime.consumers import CLOSE_TOO_CHATTY, MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES
-from tests.live import ROOT, LiveServer, free_port, start_daphne, test_database_url
+from tests.live import LiveServer, start_daphne
 from tests.realtime.conftest import uplink
 from tests.security.conftest import World
-from tests.services import port_open
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 
@@ -212,38 +209,8 @@ def test_a_client_that_never_reads_does_not_delay_others_and_server_memory_stays
 
 
 def _daphne_with_fast_pings(log_dir) -> LiveServer:
-    """Like tests.live.start_daphne, with keepalive pings every second and a 2 s pong deadline."""
-    port = free_port()
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.settings",
-        "DATABASE_URL": test_database_url(),
-        "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
-    }
-    log = log_dir / f"daphne-{port}.log"
-    command = [
-        sys.executable,
-        "-m",
-        "daphne",
-        "-b",
-        "127.0.0.1",
-        "-p",
-        str(port),
-        "--ping-interval",
-        "1",
-        "--ping-timeout",
-        "2",
-        "dashboard_project.asgi:application",
-    ]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    live = LiveServer(port, process, log)
-    deadline = time.monotonic() + 30
-    while not port_open("127.0.0.1", port, timeout=0.2):
-        if process.poll() is not None or time.monotonic() > deadline:
-            live.stop()
-            raise RuntimeError(f"daphne did not start:\n{log.read_text()[-3000:]}")
-        time.sleep(0.1)
-    return live
+    """Keepalive pings every second and a 2 s pong deadline."""
+    return start_daphne(log_dir, daphne_args=("--ping-interval", "1", "--ping-timeout", "2"))
 
 
 def _open_connections(server: LiveServer) -> float:
