@@ -38,6 +38,12 @@ test: $(BIN)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
+# Benchmarks (bench/README.md): `make bench` is the quick profile; `make bench ARGS="--profile full"`.
+bench: $(BIN)/.installed-test
+	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null 2>&1; } || \
+	  echo "wrk not installed: using the Python load generator (slower; see bench/README.md)"
+	$(BIN)/python -m bench $(ARGS)
+
 lint: $(BIN)/.installed-test
 	$(BIN)/ruff check .
 
