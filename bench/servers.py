@@ -81,7 +81,14 @@ def _wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
 
 @contextmanager
 def serve(
-    name: str, kind: str, app: str, *, workers: int = 2, ready_path: str = "/health", **env_overrides: str
+    name: str,
+    kind: str,
+    app: str,
+    *,
+    workers: int = 2,
+    ready_path: str = "/health",
+    cwd: Path | None = None,
+    **env_overrides: str,
 ) -> Iterator[Server]:
     port = free_port()
     workdir = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
@@ -92,7 +99,7 @@ def serve(
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             _command(kind, app, port, workers),
-            cwd=env.ROOT,
+            cwd=cwd or env.ROOT,
             env=server_env,
             stdout=log,
             stderr=subprocess.STDOUT,

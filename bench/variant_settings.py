@@ -19,11 +19,5 @@ elif VARIANT == "session-only-middleware":
     MIDDLEWARE = ["django.contrib.sessions.middleware.SessionMiddleware"]
 elif VARIANT == "signed-cookie-sessions":
     SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
-elif VARIANT == "mget-principal-and-value":
-    _at = MIDDLEWARE.index("django.contrib.sessions.middleware.SessionMiddleware") + 1
-    MIDDLEWARE = [*MIDDLEWARE[:_at], "bench.variant_prefetch.PrefetchMiddleware", *MIDDLEWARE[_at:]]
-elif VARIANT == "combined":
-    # All of the above that keep server-side sessions: session-only middleware plus the MGET.
-    MIDDLEWARE = ["django.contrib.sessions.middleware.SessionMiddleware", "bench.variant_prefetch.PrefetchMiddleware"]
 elif VARIANT != "baseline":
     raise ValueError(f"unknown BENCH_VARIANT {VARIANT!r}")

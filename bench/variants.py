@@ -24,8 +24,6 @@ VARIANTS = (
     ("no-prometheus-middleware", "no-prometheus-middleware", None),
     ("session-only-middleware", "session-only-middleware", None),
     ("signed-cookie-sessions", "signed-cookie-sessions", None),
-    ("mget-principal-and-value", "mget-principal-and-value", None),
-    ("combined", "combined", None),
 )
 
 

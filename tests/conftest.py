@@ -20,6 +20,19 @@ def pytest_configure(config: pytest.Config) -> None:
     services.ensure_all()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _close_connection_pools(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """Close psycopg pools (threads in the concurrency tests return connections to them) before
+    pytest-django drops the test database, which it cannot do while pooled sessions hold it."""
+    yield
+    from django.db import connections
+
+    with django_db_blocker.unblock():
+        for conn in connections.all(initialized_only=True):
+            if getattr(conn, "pool", None) is not None:
+                conn.close_pool()
+
+
 @pytest.fixture
 def redis_client() -> redis.Redis:
     """A plain client on the dashboard cache's test database."""
