@@ -27,10 +27,13 @@ def _close_connection_pools(django_db_setup, django_db_blocker) -> Iterator[None
     yield
     from django.db import connections
 
-    with django_db_blocker.unblock():
-        for conn in connections.all(initialized_only=True):
-            if getattr(conn, "pool", None) is not None:
-                conn.close_pool()
+    wrapper = type(connections["default"])
+    if hasattr(wrapper, "_connection_pools"):
+        # Pools are shared by every thread's connection wrapper (a class-level dict by alias).
+        with django_db_blocker.unblock():
+            for alias, pool in list(wrapper._connection_pools.items()):
+                pool.close()
+                del wrapper._connection_pools[alias]
 
 
 @pytest.fixture
