@@ -82,14 +82,11 @@ def redis_down(closed_port: int) -> Iterator[None]:
 
 
 @pytest.fixture
-def redis_silent() -> Iterator[None]:
-    """Redis that accepts connections and never answers: only timeouts can save a request."""
-    from stats import cache
-
+def silent_port() -> Iterator[int]:
+    """A loopback port that accepts connections, reads nothing and never answers."""
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(64)
-    port = listener.getsockname()[1]
     held: list[socket.socket] = []
     stop = threading.Event()
 
@@ -97,20 +94,27 @@ def redis_silent() -> Iterator[None]:
         listener.settimeout(0.1)
         while not stop.is_set():
             try:
-                conn, _ = listener.accept()
-                held.append(conn)
+                held.append(listener.accept()[0])
             except OSError:
                 continue
 
     thread = threading.Thread(target=accept, daemon=True)
     thread.start()
     try:
-        with override_settings(CACHES=_caches_at(f"redis://127.0.0.1:{port}/{settings.REDIS_CACHE_DB}")):
-            cache.reset_breaker()
-            yield
+        yield listener.getsockname()[1]
     finally:
         stop.set()
         thread.join()
-        for conn in held:
+        for conn in held:  # frees a request still hung on them
             conn.close()
         listener.close()
+
+
+@pytest.fixture
+def redis_silent(silent_port: int) -> Iterator[None]:
+    """Redis that accepts connections and never answers: only timeouts can save a request."""
+    from stats import cache
+
+    with override_settings(CACHES=_caches_at(f"redis://127.0.0.1:{silent_port}/{settings.REDIS_CACHE_DB}")):
+        cache.reset_breaker()
+        yield

@@ -6,10 +6,8 @@ Redis only ends because broadcast.py bounds the send.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Iterator
 
 import pytest
 from django.db import connections
@@ -26,33 +24,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 # The send is bounded at 1 s; the rest of a webhook request takes milliseconds.
 BOUND_SECONDS = broadcast.SEND_TIMEOUT_SECONDS + 2.0
-
-
-@pytest.fixture
-def silent_port() -> Iterator[int]:
-    """A port that accepts connections, reads nothing and never answers."""
-    listener = socket.socket()
-    listener.bind(("127.0.0.1", 0))
-    listener.listen(64)
-    held: list[socket.socket] = []
-    stop = threading.Event()
-
-    def accept() -> None:
-        listener.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                held.append(listener.accept()[0])
-            except OSError:
-                continue
-
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    yield listener.getsockname()[1]
-    stop.set()
-    thread.join()
-    for conn in held:  # frees a request still hung on them, if the bound failed
-        conn.close()
-    listener.close()
 
 
 def _post_with_deadline(org, body: dict, seconds: float) -> tuple[int | None, float]:
