@@ -1,6 +1,8 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from stats.views import health
+
 from . import views
 
 urlpatterns = [
@@ -8,7 +10,7 @@ urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("api/", include("stats.urls")),
     path("api/", include("realtime.urls")),
-    path("health", views.health_view, name="health"),
+    path("health", health, name="health"),
     path("metrics", views.metrics, name="metrics"),
     path("", include("stats.page_urls")),
 ]

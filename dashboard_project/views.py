@@ -1,4 +1,4 @@
-"""Project-level endpoints: /metrics (optionally token-protected), /health, JSON error pages."""
+"""Project-level endpoints: /metrics (optionally token-protected) and JSON error pages for the API."""
 
 from __future__ import annotations
 
@@ -7,10 +7,6 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils.crypto import constant_time_compare
 from django.views import csrf, defaults
 from django_prometheus.exports import ExportToDjangoView
-
-from stats.views import health
-
-health_view = health
 
 
 def metrics(request: HttpRequest) -> HttpResponse:

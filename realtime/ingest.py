@@ -15,9 +15,19 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.crypto import constant_time_compare
 from prometheus_client import Counter
 
-from stats.models import Alert, AlertStatus, Device, Organization, TemperatureReading, Unit, UnitStatus
+from stats.models import (
+    Alert,
+    AlertStatus,
+    Device,
+    Organization,
+    TemperatureReading,
+    Unit,
+    UnitStatus,
+    webhook_secret_digest,
+)
 
 from . import broadcast, events
 from .events import Event, EventType
@@ -171,10 +181,6 @@ def parse_uplink(body: bytes, *, now: datetime | None = None) -> Uplink:
 
 def organization_for_secret(secret: str) -> Organization | None:
     """The organization whose webhook secret this is (constant-time final comparison)."""
-    from django.utils.crypto import constant_time_compare
-
-    from stats.models import webhook_secret_digest
-
     org = Organization.objects.filter(webhook_secret_sha256=webhook_secret_digest(secret)).first()
     if org is None or not constant_time_compare(secret, org.webhook_secret):
         return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.db import connection
+from websockets.sync.client import ClientConnection
 
 from tests.services import port_open
 
@@ -99,3 +101,12 @@ def start_daphne(
             raise RuntimeError(f"daphne did not start on port {port}:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
     return server
+
+
+def next_event(conn: ClientConnection, wanted: str, timeout: float = 5.0) -> dict:
+    """The next WebSocket message of type `wanted` (others skipped), within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        message = json.loads(conn.recv(timeout=max(0.01, deadline - time.monotonic())))
+        if message["type"] == wanted:
+            return message

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from stats.models import Role
 from tests import factories
-from tests.live import LiveServer, free_port, start_daphne
+from tests.live import LiveServer, free_port, next_event, start_daphne
 from tests.realtime.conftest import uplink
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
@@ -71,15 +70,6 @@ def ws(server: LiveServer, org, cookie: str | None) -> ClientConnection:
     if cookie:
         headers["Cookie"] = f"sessionid={cookie}"
     return connect(f"{server.ws_url}/ws/orgs/{org.id}/", additional_headers=headers, open_timeout=5)
-
-
-def next_event(conn: ClientConnection, wanted: str, timeout: float = 5.0) -> dict:
-    """The next message of type `wanted` (others skipped), within `timeout`."""
-    deadline = time.monotonic() + timeout
-    while True:
-        message = json.loads(conn.recv(timeout=max(0.01, deadline - time.monotonic())))
-        if message["type"] == wanted:
-            return message
 
 
 def close_code(conn: ClientConnection) -> int:

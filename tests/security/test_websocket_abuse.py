@@ -19,7 +19,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from realtime.broadcast import GROUP_MESSAGE_TYPE, group_name
 from realtime.consumers import CLOSE_TOO_CHATTY, MAX_CLIENT_MESSAGE_BYTES, MAX_CLIENT_MESSAGES
-from tests.live import LiveServer, start_daphne
+from tests.live import LiveServer, next_event, start_daphne
 from tests.realtime.conftest import uplink
 from tests.security.conftest import World
 
@@ -47,14 +47,6 @@ def ws(server: LiveServer, world: World, session: str) -> ClientConnection:
     return conn
 
 
-def next_of(conn: ClientConnection, wanted: str, timeout: float = 5.0) -> dict:
-    deadline = time.monotonic() + timeout
-    while True:
-        message = json.loads(conn.recv(timeout=max(0.01, deadline - time.monotonic())))
-        if message["type"] == wanted:
-            return message
-
-
 def closed_with(conn: ClientConnection, timeout: float = 5.0) -> int | None:
     deadline = time.monotonic() + timeout
     with pytest.raises(ConnectionClosed) as closed:
@@ -72,7 +64,7 @@ def good_client_still_served(server: LiveServer, world: World, good: ClientConne
         timeout=10,
     )
     assert response.status_code == 200, response.text
-    assert next_of(good, "reading", timeout=5)["data"]["temperature"] == 4.5
+    assert next_event(good, "reading", timeout=5)["data"]["temperature"] == 4.5
     assert httpx.get(f"{server.url}/health", timeout=5).status_code == 200
 
 
@@ -93,7 +85,7 @@ def test_junk_frames_under_the_limits_are_ignored_and_the_connection_stays_usefu
         ]:
             junk.send(frame)
         junk.send('{"type":"ping"}')
-        assert next_of(junk, "pong")["data"] == {}
+        assert next_event(junk, "pong")["data"] == {}
         good_client_still_served(server, live_world, good)
 
 
@@ -116,7 +108,7 @@ def test_the_message_after_the_allowed_count_is_closed_with_4408(server, live_wo
         for _ in range(MAX_CLIENT_MESSAGES):
             chatty.send('{"type":"ping"}')
         for _ in range(MAX_CLIENT_MESSAGES):
-            next_of(chatty, "pong")  # all allowed messages are answered
+            next_event(chatty, "pong")  # all allowed messages are answered
         chatty.send('{"type":"ping"}')
         assert closed_with(chatty) == CLOSE_TOO_CHATTY
 
@@ -235,7 +227,7 @@ def test_daphne_drops_a_client_that_never_reads_once_it_misses_a_keepalive_pong(
             deadline = time.monotonic() + 15
             while _open_connections(server) > 1 and time.monotonic() < deadline:
                 good.send('{"type":"ping"}')  # the good client answers pings and keeps talking
-                next_of(good, "pong")
+                next_event(good, "pong")
                 time.sleep(0.2)
             assert _open_connections(server) == 1, "the client that never reads is still connected"
             good_client_still_served(server, live_world, good)
