@@ -242,10 +242,7 @@ class _Breaker:
 
     def success(self) -> None:
         if self._failures:
-            with self._lock:
-                self._failures = 0
-                self._open_until = 0.0
-            CACHE_BREAKER_OPEN.set(0)
+            self.reset()
 
     def failure(self) -> None:
         with self._lock:
