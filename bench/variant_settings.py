@@ -12,7 +12,9 @@ from dashboard_project.settings import MIDDLEWARE
 
 VARIANT = os.environ.get("BENCH_VARIANT", "baseline")
 
-if VARIANT == "no-prometheus-middleware":
+if VARIANT == "no-fast-path":
+    CACHE_FAST_PATH = False
+elif VARIANT == "no-prometheus-middleware":
     MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("django_prometheus.")]
 elif VARIANT == "session-only-middleware":
     # What the JSON API needs: the session (authorization reads it); nothing else.

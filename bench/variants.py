@@ -20,10 +20,8 @@ from bench.servers import FLOOR_WSGI, PROJECT_WSGI
 # (label, BENCH_VARIANT, gunicorn workers; None = --workers)
 VARIANTS = (
     ("baseline", "baseline", None),
-    ("baseline, 4 workers", "baseline", 4),
+    ("no-fast-path", "no-fast-path", None),
     ("no-prometheus-middleware", "no-prometheus-middleware", None),
-    ("session-only-middleware", "session-only-middleware", None),
-    ("signed-cookie-sessions", "signed-cookie-sessions", None),
 )
 
 

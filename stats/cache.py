@@ -126,10 +126,13 @@ def org_pattern(org_id: uuid.UUID | str) -> str:
     return f"{KEY_NAMESPACE}:*:org:{_uuid(org_id)}*"
 
 
+PRINCIPAL_PREFIX = "authz:user:"
+
+
 def principal_key(user_id: int) -> str:
     if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 0:
         raise InvalidKeyPart(f"not a user id: {user_id!r}")
-    return f"authz:user:{user_id}"
+    return f"{PRINCIPAL_PREFIX}{user_id}"
 
 
 def query_type_of(key: str) -> str:
@@ -213,6 +216,23 @@ redis.call('DEL', KEYS[1])
 redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return deleted
+"""
+)
+
+# KEYS: session key, value key; ARGV: principal key prefix. The principal's key is read from the
+# session (JSON-serialized by the sessions cache), so a signed-in cached read is one round trip.
+# Returns {session, user id, principal, value}, each false (nil) when absent: the caller checks
+# that the user id is the one it reads from the session itself before trusting the principal.
+_SESSION_READ = _Lua(
+    """
+local session = redis.call('GET', KEYS[1])
+if not session then return {false, false, false, false} end
+local ok, data = pcall(cjson.decode, session)
+local user_id = ok and type(data) == 'table' and data['_auth_user_id']
+if type(user_id) ~= 'string' or #user_id > 18 or not string.match(user_id, '^[0-9]+$') then
+  return {session, false, false, false}
+end
+return {session, user_id, redis.call('GET', ARGV[1] .. user_id), redis.call('GET', KEYS[2])}
 """
 )
 
@@ -403,6 +423,46 @@ def read_ahead(keys: list[str]) -> Iterator[None]:
         yield
     finally:
         _read_ahead.reset(token)
+
+
+@dataclass(frozen=True)
+class SessionRead:
+    session: bytes | None
+    principal_user_id: int | None  # whose principal `principal` is
+    principal: bytes | None
+    value: bytes | None
+
+
+def read_for_session(session_key: str, key: str) -> SessionRead | None:
+    """The session, the principal the session names and the value of `key`, in one round trip
+    (raw bytes, None where absent); None when disabled or when Redis failed.
+
+    `session_key` is the sessions cache's Redis key. Hits are counted by the caller, which alone
+    knows whether the value may be served (`count_hits`).
+    """
+    if not is_enabled():
+        return None
+    try:
+        with _redis("get") as client:
+            session, user_id, principal, value = _run_script(
+                client, _SESSION_READ, [session_key, key], [PRINCIPAL_PREFIX]
+            )
+    except CacheUnavailable:
+        return None
+    return SessionRead(session, int(user_id) if user_id is not None else None, principal, value)
+
+
+_hit_counters: dict[str, object] = {}
+
+
+def count_hits(*keys: str) -> None:
+    """Count hits the caller served from `read_for_session` (children looked up once)."""
+    for key in keys:
+        query_type = query_type_of(key)
+        counter = _hit_counters.get(query_type)
+        if counter is None:
+            counter = _hit_counters[query_type] = CACHE_HIT.labels(query_type)
+        counter.inc()
 
 
 def read_through(key: str, compute: Callable[[], bytes]) -> bytes:

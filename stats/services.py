@@ -104,6 +104,11 @@ def _principal_data(user_id: int) -> object:
 
 def principal_get(*, user_id: int) -> Principal | None:
     raw = cache.read_through(cache.principal_key(user_id), lambda: json_bytes(_principal_data(user_id)))
+    return principal_from_json(user_id=user_id, raw=raw)
+
+
+def principal_from_json(*, user_id: int, raw: bytes) -> Principal | None:
+    """The cached form back into a Principal; None for a user that does not exist."""
     data = json.loads(raw)
     if data is None:
         return None

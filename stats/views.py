@@ -38,20 +38,20 @@ def alert_list(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
 
 
 @require_GET
-@member_required(reads=lambda org_id: [cache_key(QueryType.STATS, org_id)])
+@member_required(reads=lambda org_id: [cache_key(QueryType.STATS, org_id)], fast_path=True)
 def organization_stats(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
     refresh = request.GET.get("refresh", "") in {"1", "true"}
     return json_raw(services.org_stats_json(org_id=org_id, refresh=refresh))
 
 
 @require_GET
-@member_required(reads=lambda org_id: [cache_key(QueryType.UNITS_STATUS, org_id)])
+@member_required(reads=lambda org_id: [cache_key(QueryType.UNITS_STATUS, org_id)], fast_path=True)
 def unit_status(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
     return json_raw(services.unit_status_json(org_id=org_id))
 
 
 @require_GET
-@member_required
+@member_required(reads=lambda org_id: [cache_key(QueryType.ALERTS_COUNT, org_id)], fast_path=True)
 def alert_counts(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
     raw_unit = request.GET.get("unit")
     unit_id = None
@@ -67,7 +67,9 @@ def alert_counts(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
 
 
 @require_GET
-@member_required(reads=lambda org_id, unit_id: [cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id)])
+@member_required(
+    reads=lambda org_id, unit_id: [cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id)], fast_path=True
+)
 def temperature_trends(request: HttpRequest, org_id: uuid.UUID, unit_id: uuid.UUID) -> HttpResponse:
     try:
         return json_raw(services.temperature_trends_json(org_id=org_id, unit_id=unit_id))
@@ -76,7 +78,7 @@ def temperature_trends(request: HttpRequest, org_id: uuid.UUID, unit_id: uuid.UU
 
 
 @require_GET
-@member_required(reads=lambda org_id: [cache_key(QueryType.DEVICES_ONLINE, org_id)])
+@member_required(reads=lambda org_id: [cache_key(QueryType.DEVICES_ONLINE, org_id)], fast_path=True)
 def devices_online(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
     return json_raw(services.devices_online_json(org_id=org_id))
 

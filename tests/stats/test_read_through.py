@@ -143,12 +143,28 @@ def test_cached_values_are_plain_json_aggregates(dashboard, redis_client):
     assert value["lastUpdated"].endswith("Z")
 
 
-def test_a_cached_read_costs_two_redis_round_trips_session_then_principal_with_the_value(dashboard, redis_client):
-    url = f"/api/orgs/{dashboard.org_a.id}/stats"
-    dashboard.client.get(url)
+def _command_calls(redis_client) -> dict[str, int]:
     stats = redis_client.info("commandstats")
-    calls = {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("get", "mget")}
-    assert dashboard.client.get(url).status_code == 200
-    stats = redis_client.info("commandstats")
-    after = {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("get", "mget")}
-    assert (after["get"] - calls["get"], after["mget"] - calls["mget"]) == (1, 1)
+    return {name: stats.get(f"cmdstat_{name}", {}).get("calls", 0) for name in ("get", "mget", "evalsha", "eval")}
+
+
+def _calls_for_one_cached_read(client, redis_client, url: str) -> dict[str, int]:
+    assert client.get(url).status_code == 200  # fills the cache
+    before = _command_calls(redis_client)
+    assert client.get(url).status_code == 200
+    after = _command_calls(redis_client)
+    return {name: after[name] - before[name] for name in before}
+
+
+def test_a_cached_read_is_one_redis_round_trip_on_the_fast_path(dashboard, redis_client):
+    # One EVALSHA; inside it, three GETs: session, the principal it names, the value.
+    calls = _calls_for_one_cached_read(dashboard.client, redis_client, f"/api/orgs/{dashboard.org_a.id}/stats")
+    assert calls == {"get": 3, "mget": 0, "evalsha": 1, "eval": 0}
+
+
+def test_without_the_fast_path_a_cached_read_is_two_round_trips_session_then_principal_with_value(
+    dashboard, redis_client, settings
+):
+    settings.CACHE_FAST_PATH = False
+    calls = _calls_for_one_cached_read(dashboard.client, redis_client, f"/api/orgs/{dashboard.org_a.id}/stats")
+    assert calls == {"get": 1, "mget": 1, "evalsha": 0, "eval": 0}
