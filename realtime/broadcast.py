@@ -1,4 +1,5 @@
-"""The one emitter: after commit, invalidate what the events change, then push them to browsers.
+"""The one emitter: after commit, invalidate what the events change (recomputing the few keys
+events refresh), then push them to browsers.
 
 This module is the channel layer's boundary: its failures are caught, counted and logged here and
 never fail the caller (the reading is already committed; browsers resync on reconnect).
@@ -15,10 +16,10 @@ from collections.abc import Sequence
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from prometheus_client import Counter, Histogram
 
-from stats import cache
+from stats import cache, services
 
 from .events import Event
 
@@ -28,7 +29,7 @@ EVENTS_SENT = Counter("dashboard_events_sent_total", "Dashboard events sent to o
 BROADCAST_ERRORS = Counter(
     "dashboard_broadcast_errors_total", "Failures while emitting events (invalidate or send)", ["stage"]
 )
-for _stage in ("invalidate", "send"):
+for _stage in ("invalidate", "refresh", "send"):
     BROADCAST_ERRORS.labels(_stage)  # exported at 0 from the start, so increase() sees the first error
 EMIT_SECONDS = Histogram(
     "dashboard_emit_duration_seconds",
@@ -63,11 +64,29 @@ def emit(events: Sequence[Event]) -> None:
         by_org.setdefault(event.org_id, []).append(event)
     for org_id, org_events in by_org.items():
         keys = [key for event in org_events for key in event.cache_keys()]
-        if cache.invalidate_keys(keys) is None:
+        deleted = cache.invalidate_keys_present(keys)
+        if deleted is None:
             BROADCAST_ERRORS.labels("invalidate").inc()
             logger.error("Invalidation failed for org %s; sending events anyway (TTL bounds staleness)", org_id)
+        else:
+            _refresh(org_events, set(deleted))
         _send(org_id, org_events)
     EMIT_SECONDS.observe(time.perf_counter() - started)
+
+
+def _refresh(events: list[Event], deleted: set[str]) -> None:
+    """Recompute the refreshable keys the invalidation deleted (each once); a failure leaves
+    the key deleted, i.e. the next reader's miss, and never stops the send."""
+    done: set[str] = set()
+    for event in events:
+        for key, refresh in event.refreshers().items():
+            if key in deleted and key not in done:
+                done.add(key)
+                try:
+                    refresh()
+                except (DatabaseError, services.UnitNotFound) as exc:
+                    BROADCAST_ERRORS.labels("refresh").inc()
+                    logger.error("Refresh of %s failed: %r", key, exc)
 
 
 def _send(org_id: uuid.UUID, events: list[Event]) -> None:

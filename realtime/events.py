@@ -7,9 +7,11 @@ unit's trend; counts and stats are invalidated only by the events that change th
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+from stats import services
 from stats.cache import QueryType, cache_key
 from stats.models import Alert, Device, Unit
 from stats.selectors import iso
@@ -54,6 +56,23 @@ class Event:
         if self.type is EventType.DEVICE_STATUS_CHANGE:
             return [cache_key(QueryType.DEVICES_ONLINE, org), cache_key(QueryType.STATS, org)]
         raise ValueError(self.type)
+
+    def refreshers(self) -> dict[str, Callable[[], None]]:
+        """Keys that, when cached, are recomputed right after this event's invalidation and
+        before it is sent, instead of being left to the next reader's miss.
+
+        A reading changes its unit's trend and nothing else, once a minute per unit: left to
+        the readers, every open dashboard of the unit would miss on its next poll. Recomputed
+        here, once, from the committed reading, the value stored is exact when the event
+        arrives (stale sets are still refused: `cache.recompute` stores only if no newer
+        invalidation happened meanwhile). Only keys that were cached are refreshed, so units
+        nobody watches cost nothing.
+        """
+        if self.type is EventType.READING and self.unit_id:
+            org, unit = self.org_id, self.unit_id
+            key = cache_key(QueryType.TEMPERATURE_TRENDS, org, unit)
+            return {key: lambda: services.temperature_trends_refresh(org_id=org, unit_id=unit)}
+        return {}
 
     def message(self) -> dict[str, object]:
         return {"type": str(self.type), "data": self.data}

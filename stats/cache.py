@@ -192,12 +192,13 @@ return 1
 """
 )
 
-# KEYS: pairs of (value key, its generation key); ARGV: generation ttl. Returns keys deleted.
+# KEYS: pairs of (value key, its generation key); ARGV: generation ttl. Returns, per value key,
+# 1 if it was deleted (it existed), else 0.
 _DELETE_AND_BUMP = _Lua(
     """
-local deleted = 0
+local deleted = {}
 for i = 1, #KEYS, 2 do
-  deleted = deleted + redis.call('DEL', KEYS[i])
+  deleted[#deleted + 1] = redis.call('DEL', KEYS[i])
   redis.call('INCR', KEYS[i + 1])
   redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
 end
@@ -578,22 +579,30 @@ def _store_if_current(key: str, query_type: str, value: bytes, token: _Token) ->
 
 def invalidate_keys(keys: Iterable[str]) -> int | None:
     """Delete the named keys and bump their generations; the number deleted, None on failure."""
+    deleted = invalidate_keys_present(keys)
+    return None if deleted is None else len(deleted)
+
+
+def invalidate_keys_present(keys: Iterable[str]) -> list[str] | None:
+    """Delete the named keys and bump their generations; the keys that were cached (and are now
+    deleted), None on failure."""
     keys = list(dict.fromkeys(keys))
     if not keys or not is_enabled():
-        return 0
+        return []
     pairs: list[str] = []
     for key in keys:
         pairs += [key, _key_generation_key(key)]
     started = time.perf_counter()
     try:
         with _redis("invalidate") as client:
-            deleted = int(_run_script(client, _DELETE_AND_BUMP, pairs, [GENERATION_TTL_SECONDS]))
+            flags = _run_script(client, _DELETE_AND_BUMP, pairs, [GENERATION_TTL_SECONDS])
     except CacheUnavailable:
         return None
+    deleted = [key for key, flag in zip(keys, flags, strict=True) if int(flag)]
     CACHE_INVALIDATION_SECONDS.labels("keys").observe(time.perf_counter() - started)
     CACHE_INVALIDATIONS.labels("keys").inc()
-    CACHE_KEYS_DELETED.inc(deleted)
-    logger.debug("[CacheService] Invalidated keys: %s (%d deleted)", ", ".join(keys), deleted)
+    CACHE_KEYS_DELETED.inc(len(deleted))
+    logger.debug("[CacheService] Invalidated keys: %s (%d deleted)", ", ".join(keys), len(deleted))
     return deleted
 
 

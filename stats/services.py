@@ -60,14 +60,21 @@ def alert_counts_json(*, org_id: uuid.UUID, unit_id: uuid.UUID | None = None) ->
     return _read(cache_key(QueryType.ALERTS_COUNT, org_id, unit_id), compute)
 
 
+def _trends(org_id: uuid.UUID, unit_id: uuid.UUID) -> object:
+    unit = _unit_or_raise(org_id, unit_id)
+    return {"unitId": str(unit.id), "points": selectors.temperature_trends(unit=unit)}
+
+
 def temperature_trends_json(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> bytes:
     """Raises UnitNotFound (nothing cached) when the unit is not in the organization."""
+    return _read(cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id), lambda: _trends(org_id, unit_id))
 
-    def compute() -> object:
-        unit = _unit_or_raise(org_id, unit_id)
-        return {"unitId": str(unit.id), "points": selectors.temperature_trends(unit=unit)}
 
-    return _read(cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id), compute)
+def temperature_trends_refresh(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> None:
+    """Recompute a unit's trend and store it (unless invalidated meanwhile). Raises UnitNotFound."""
+    cache.recompute(
+        cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id), lambda: json_bytes(_trends(org_id, unit_id))
+    )
 
 
 def devices_online_json(*, org_id: uuid.UUID) -> bytes:

@@ -73,9 +73,7 @@ def test_an_admin_sees_the_dashboard_keys_counting_down_deletes_one_and_invalida
     expect(page.locator('[data-testid="counter-row"][data-query-type="stats"]')).to_have_count(1)
 
 
-def test_staff_without_change_permission_see_no_controls_and_a_forged_post_is_refused(
-    browser, page, server, org_ids
-):
+def test_staff_without_change_permission_see_no_controls_and_a_forged_post_is_refused(browser, page, server, org_ids):
     server.shell(
         "from django.contrib.auth.models import Permission, User; "
         "u, _ = User.objects.get_or_create(username='auditor', defaults={'is_staff': True}); "

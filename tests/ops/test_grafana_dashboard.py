@@ -84,15 +84,19 @@ def queried_metric_names() -> set[str]:
     for expr in dashboard_queries(load_dashboard()):
         # label_values(metric, label) is Grafana's, not PromQL: its first argument is a selector.
         if expr.startswith("label_values("):
-            expr = expr[len("label_values("):].split(",")[0]
+            expr = expr[len("label_values(") :].split(",")[0]
         names |= metric_names(expr)
     for expr in alert_rules(PROMETHEUS_DIR / "alerts.yml").values():
         names |= metric_names(expr)
     return names
 
 
-_SAMPLE_SUFFIXES = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_sum", "_count"],
-                    "summary": ["_sum", "_count"]}
+_SAMPLE_SUFFIXES = {
+    "counter": ["_total"],
+    "gauge": [""],
+    "histogram": ["_bucket", "_sum", "_count"],
+    "summary": ["_sum", "_count"],
+}
 
 
 def registered_families() -> dict[str, set[str]]:
@@ -214,9 +218,15 @@ def exported_metrics(db, request, redis_client) -> set[str]:
 def test_the_exercised_paths_export_the_labelled_cache_series(exported_metrics):
     text_names = exported_metrics
 
-    for name in ["dashboard_cache_hit_total", "dashboard_cache_miss_total", "dashboard_cache_error_total",
-                 "dashboard_cache_stale_set_refused_total", "dashboard_cache_singleflight_wait_total",
-                 "dashboard_cache_breaker_skipped_total", "dashboard_cache_invalidation_duration_seconds_bucket"]:
+    for name in [
+        "dashboard_cache_hit_total",
+        "dashboard_cache_miss_total",
+        "dashboard_cache_error_total",
+        "dashboard_cache_stale_set_refused_total",
+        "dashboard_cache_singleflight_wait_total",
+        "dashboard_cache_breaker_skipped_total",
+        "dashboard_cache_invalidation_duration_seconds_bucket",
+    ]:
         assert name in text_names
 
 

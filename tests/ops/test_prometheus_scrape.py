@@ -113,8 +113,9 @@ def test_prometheus_scrapes_the_app_and_computes_the_hit_rate_the_requests_produ
     }
     manage = [sys.executable, str(REPO / "manage.py")]
     subprocess.run([*manage, "migrate", "--noinput"], env=env, cwd=REPO, check=True, capture_output=True, timeout=300)
-    seeded = subprocess.run([*manage, "shell", "-c", SEED], env=env, cwd=REPO, check=True, capture_output=True,
-                            text=True, timeout=120)
+    seeded = subprocess.run(
+        [*manage, "shell", "-c", SEED], env=env, cwd=REPO, check=True, capture_output=True, text=True, timeout=120
+    )
     org_id = json.loads(seeded.stdout.strip().splitlines()[-1])["org"]
 
     app_port, prom_port = free_port(), free_port()
@@ -123,9 +124,18 @@ def test_prometheus_scrapes_the_app_and_computes_the_hit_rate_the_requests_produ
     clients: list[httpx.Client] = []
     try:
         app = subprocess.Popen(
-            [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(app_port),
-             "dashboard_project.asgi:application"],
-            env=env, cwd=REPO, stdout=app_log.open("wb"), stderr=subprocess.STDOUT,
+            [
+                str(Path(sys.executable).parent / "daphne"),
+                "-b",
+                "127.0.0.1",
+                "-p",
+                str(app_port),
+                "dashboard_project.asgi:application",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=app_log.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         web = httpx.Client(base_url=f"http://127.0.0.1:{app_port}", timeout=10)
         clients.append(web)
@@ -134,9 +144,14 @@ def test_prometheus_scrapes_the_app_and_computes_the_hit_rate_the_requests_produ
 
         # Log in like a browser: the login form sets the CSRF cookie, the POST must carry it.
         web.get("/accounts/login/").raise_for_status()
-        login = web.post("/accounts/login/", data={
-            "username": USERNAME, "password": PASSWORD, "csrfmiddlewaretoken": web.cookies["csrftoken"],
-        })
+        login = web.post(
+            "/accounts/login/",
+            data={
+                "username": USERNAME,
+                "password": PASSWORD,
+                "csrfmiddlewaretoken": web.cookies["csrftoken"],
+            },
+        )
         assert login.status_code == 302, login.text[:500]
 
         # Known traffic. The organization list caches this user's principal (one authz miss);
@@ -154,9 +169,15 @@ def test_prometheus_scrapes_the_app_and_computes_the_hit_rate_the_requests_produ
 
         config = scrape_config(tmp_path, app_port=app_port, token=token)
         prom = subprocess.Popen(
-            [prometheus_bin, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
-             f"--web.listen-address=127.0.0.1:{prom_port}"],
-            cwd=tmp_path, stdout=prom_log.open("wb"), stderr=subprocess.STDOUT,
+            [
+                prometheus_bin,
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                f"--web.listen-address=127.0.0.1:{prom_port}",
+            ],
+            cwd=tmp_path,
+            stdout=prom_log.open("wb"),
+            stderr=subprocess.STDOUT,
         )
         prometheus = httpx.Client(base_url=f"http://127.0.0.1:{prom_port}", timeout=10)
         clients.append(prometheus)
@@ -183,7 +204,11 @@ def test_prometheus_scrapes_the_app_and_computes_the_hit_rate_the_requests_produ
         assert scalar(prometheus, "sum(dashboard_cache_miss_total)") == misses
         assert ratio == pytest.approx(hits / (hits + misses))
         assert {r["metric"]["query_type"] for r in query(prometheus, "dashboard_cache_miss_total")} == {
-            "stats", "units:status", "alerts:count", "devices:online", "authz",
+            "stats",
+            "units:status",
+            "alerts:count",
+            "devices:online",
+            "authz",
         }
         # The rules file from the scrape config was loaded too.
         rules = prometheus.get("/api/v1/rules").raise_for_status().json()["data"]["groups"]

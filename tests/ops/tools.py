@@ -49,8 +49,19 @@ def require_binary(name: str) -> str:
 
 # --- PromQL ----------------------------------------------------------------------------------
 _KEYWORDS = {
-    "and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "bool", "offset",
-    "inf", "nan",
+    "and",
+    "or",
+    "unless",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "offset",
+    "inf",
+    "nan",
 }
 _STRING = re.compile(r'"(?:[^"\\]|\\.)*"|\'(?:[^\'\\]|\\.)*\'')
 _MATCHERS = re.compile(r"\{[^{}]*\}")
@@ -70,7 +81,7 @@ def metric_names(expr: str) -> set[str]:
     names = set()
     for match in _IDENTIFIER.finditer(text):
         word = match.group()
-        if text[match.end():].lstrip().startswith("("):  # a function or an aggregation
+        if text[match.end() :].lstrip().startswith("("):  # a function or an aggregation
             continue
         if word.lower() in _KEYWORDS:
             continue

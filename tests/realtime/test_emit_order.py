@@ -1,5 +1,6 @@
-"""Acceptance 2, per event: at the moment an event is handed to the channel layer, every key it
-changes is already gone from Redis (invalidate first, then send)."""
+"""Acceptance 2, per event: at the moment an event is handed to the channel layer, no key it
+changes still holds its old value (invalidate first, then send): the key is gone, or, for the
+keys an event refreshes (a reading's trend), already holds the value recomputed after it."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ from channels.layers import get_channel_layer
 
 from realtime import broadcast, events
 from realtime.events import EventType
-from stats import cache
-from stats.models import Alert
+from stats import cache, selectors, services
+from stats.models import Alert, Unit
 from tests import factories
 
 pytestmark = pytest.mark.django_db
+
+OLD = b'{"old":true}'
 
 
 @pytest.fixture
@@ -24,7 +27,8 @@ def spy(monkeypatch, redis_client):
 
     async def group_send(group, message):
         keys = [k for e in pending for k in e.cache_keys()]
-        seen.append((group, [m["type"] for m in message["events"]], redis_client.exists(*keys)))
+        stale = sum(1 for value in redis_client.mget(keys) if value == OLD)
+        seen.append((group, [m["type"] for m in message["events"]], stale))
         return await original(group, message)
 
     pending: list = []
@@ -52,15 +56,22 @@ def _every_event(org) -> list:
     ]
 
 
-def test_every_event_type_is_sent_only_after_its_keys_are_deleted(spy):
+def test_every_event_type_is_sent_only_after_its_keys_are_deleted_or_refreshed(spy, redis_client):
     seen, pending = spy
     org = factories.organization()
     for event in _every_event(org):
         for key in event.cache_keys():
-            assert cache.set(key, b"{}")
+            assert cache.set(key, OLD)
         pending[:] = [event]
         broadcast.emit([event])
+        for key in event.cache_keys():
+            if key in event.refreshers():
+                unit = Unit.objects.get(pk=event.unit_id)
+                fresh = {"unitId": str(unit.id), "points": selectors.temperature_trends(unit=unit)}
+                assert redis_client.get(key) == services.json_bytes(fresh)
+            else:
+                assert redis_client.get(key) is None
     assert sorted(types[0] for _, types, _ in seen) == sorted(str(t) for t in EventType)
-    assert all(existing == 0 for _, _, existing in seen), seen
+    assert all(stale == 0 for _, _, stale in seen), seen
     assert all(group == f"org.{org.id}" for group, _, _ in seen)
     assert Alert.objects.count() == 1
