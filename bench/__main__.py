@@ -19,7 +19,7 @@ PROFILES: dict[str, dict[str, object]] = {
     "quick": {
         "orgs": 20, "units": 25, "days": 1.0,
         "duration": 3.0, "warmup": 1.0,
-        "realisticSeconds": 30.0, "realisticClients": 40, "pollSeconds": 5.0, "uplinkScale": 1.0,
+        "realisticSeconds": 75.0, "realisticClients": 40, "pollSeconds": 5.0, "uplinkScale": 1.0,
         "eventSamples": 100,
         "unrelatedKeys": (0, 100_000, 1_000_000), "invalidationRepeats": 15, "stampedeRounds": 5,
     },

@@ -22,8 +22,10 @@ from bench import common, env, servers
 from bench.servers import PROJECT_WSGI
 
 ENDPOINTS_PER_LOAD = 5
-TTL_SECONDS = 60  # CACHE_TTL_SECONDS's default, the measured configuration
-LONG_TTL_SECONDS = 3600
+TTL_SECONDS = 60  # CACHE_TTL_SECONDS's default (the card's)
+# The README's production recommendation: events invalidate exactly, so the TTL only bounds how
+# far the time-windowed figures (24 h compliance) lag; each expiry costs a recompute per org.
+LONG_TTL_SECONDS = 600
 
 
 def _one_run(
@@ -63,6 +65,12 @@ def _one_run(
     requests = servers.delta(after, before, "django_http_requests_total_by_view_transport_method_total") - 1
     loads = requests / ENDPOINTS_PER_LOAD
     queries = servers.delta(after, before, "django_db_execute_total")
+    # The ingest server's queries per uplink: the webhook's own, plus the trend refreshes that a
+    # reading of a watched unit costs there instead of on the next dashboard poll.
+    ingest_queries = servers.delta(ingest_after, ingest_before, "django_db_execute_total")
+    ingest_requests = (
+        servers.delta(ingest_after, ingest_before, "django_http_requests_total_by_view_transport_method_total") - 1
+    )
     per_type = {}
     for qt in ("stats", "units:status", "alerts:count", "devices:online", "temperature:trends"):
         h = servers.delta(after, before, f'dashboard_cache_hit_total{{query_type="{qt}"}}')
@@ -76,6 +84,10 @@ def _one_run(
         "hitRateByQueryType": per_type,
         "dashboardLoads": round(loads, 1),
         "dbQueriesPerLoad": round(queries / loads, 3) if loads else None,
+        "ingestDbQueriesPerUplink": round(ingest_queries / ingest_requests, 2) if ingest_requests > 0 else None,
+        "trendRefreshes": servers.delta(
+            ingest_after, ingest_before, 'dashboard_cache_recompute_total{query_type="temperature:trends"}'
+        ),
         "invalidations": servers.delta(ingest_after, ingest_before, "dashboard_cache_invalidations_total"),
         "eventsSent": servers.delta(ingest_after, ingest_before, "dashboard_events_sent_total"),
         **clients,
@@ -88,7 +100,7 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
     runs = [
         _one_run(cache=True, profile=profile, workers=workers, orgs=orgs, f_cnt_base=base),
         _one_run(cache=False, profile=profile, workers=workers, orgs=orgs, f_cnt_base=base + 10_000_000),
-        # A TTL longer than the window: what is left are the misses the events' invalidations cause.
+        # The recommended production TTL.
         _one_run(cache=True, profile=profile, workers=workers, orgs=orgs, f_cnt_base=base + 20_000_000,
                  ttl=LONG_TTL_SECONDS),
     ]  # fmt: skip
@@ -96,12 +108,12 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
         f"realistic day: {profile['realisticClients']} dashboards polling every {profile['pollSeconds']}s "
         f"(5 endpoints), uplinks at {runs[0]['uplinkRatePerSecond']}/s, {profile['realisticSeconds']}s measured",
         ["cache", "TTL s", "hit rate", "db q/load", "loads", "load p50 ms", "load p99 ms", "uplinks", "uplink p50 ms",
-         "uplink p99 ms", "invalidations", "events"],
+         "uplink p99 ms", "ingest db q/uplink", "trend refreshes", "invalidations", "events"],
         [
             ["on" if r["cache"] else "off", r["ttlSeconds"], r["hitRate"], r["dbQueriesPerLoad"],
              r["dashboardLoads"], r["loadLatency"]["p50_ms"], r["loadLatency"]["p99_ms"],
              r["uplinks"]["requests"], r["uplinks"]["p50_ms"], r["uplinks"]["p99_ms"],
-             r["invalidations"], r["eventsSent"]]
+             r["ingestDbQueriesPerUplink"], r["trendRefreshes"], r["invalidations"], r["eventsSent"]]
             for r in runs
         ],
     )  # fmt: skip
@@ -112,18 +124,21 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
     per_org = max(1.0, profile["realisticClients"] / len(orgs))
     ceiling = round(1 - profile["pollSeconds"] / per_org / TTL_SECONDS, 4)
     print(f"   TTL-expiry bound on the shared keys' hit rate without any event: {ceiling}", flush=True)
+
+    def met(run: dict) -> dict[str, bool]:
+        queries = run["dbQueriesPerLoad"] if run["dbQueriesPerLoad"] is not None else 99
+        return {"hitRate>=0.95": (run["hitRate"] or 0) >= 0.95, "dbQueriesPerLoad<=0.05": queries <= 0.05}
+
+    print(f"   targets at TTL {TTL_SECONDS}s: {met(on)}; at TTL {LONG_TTL_SECONDS}s: {met(long_ttl)}", flush=True)
     summary = {
         "orgs": len(orgs),
         "ttlExpiryBoundHitRate": ceiling,
         "runs": runs,
-        "targets": {
-            "hitRate>=0.95": (on["hitRate"] or 0) >= 0.95,
-            "dbQueriesPerLoad<=0.05": (on["dbQueriesPerLoad"] if on["dbQueriesPerLoad"] is not None else 99) <= 0.05,
-        },
+        "targets": met(on),
+        "targetsLongTtl": met(long_ttl),
         "cacheOffDbQueriesPerLoad": off["dbQueriesPerLoad"],
         "longTtlHitRate": long_ttl["hitRate"],
         "longTtlDbQueriesPerLoad": long_ttl["dbQueriesPerLoad"],
     }
     common.save("realistic", summary)
     return summary
-

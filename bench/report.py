@@ -1,6 +1,6 @@
 """Render bench/results/*.json as Markdown tables (the numbers part of bench/RESULTS.md).
 
-    .venv/bin/python -m bench.report [results-dir] > /tmp/numbers.md
+.venv/bin/python -m bench.report [results-dir] > /tmp/numbers.md
 """
 
 from __future__ import annotations
@@ -53,24 +53,58 @@ def render() -> str:
         parts.append("### 1. Dashboard: GET /api/orgs/<id>/stats round-robin over all orgs")
         parts.append(
             _table(
-                ["server", "mode", "conns", "req/s", "P50 ms", "P95 ms", "P99 ms", "server CPU ms/req",
-                 "DB queries/req", "hit rate"],
                 [
-                    [r["server"], r["mode"], r["connections"], r["rps"], r["p50_ms"], r["p95_ms"], r["p99_ms"],
-                     r.get("cpuMsPerRequest"), r.get("dbQueriesPerRequest"),
-                     r.get("hitRate") if r["mode"] == "cached" else None]
+                    "server",
+                    "mode",
+                    "conns",
+                    "req/s",
+                    "P50 ms",
+                    "P95 ms",
+                    "P99 ms",
+                    "server CPU ms/req",
+                    "DB queries/req",
+                    "hit rate",
+                ],
+                [
+                    [
+                        r["server"],
+                        r["mode"],
+                        r["connections"],
+                        r["rps"],
+                        r["p50_ms"],
+                        r["p95_ms"],
+                        r["p99_ms"],
+                        r.get("cpuMsPerRequest"),
+                        r.get("dbQueriesPerRequest"),
+                        r.get("hitRate") if r["mode"] == "cached" else None,
+                    ]
                     for r in dashboard["rows"]
                 ],
             )  # fmt: skip
         )
         parts.append(
             _table(
-                ["server", "conns", "cached/floor req/s", "cached/floor P99", "cached/cache-off req/s",
-                 "cached/cold req/s", "cached/floor CPU per req", "gunicorn/daphne cached req/s"],
                 [
-                    [r["server"], r["connections"], r["cachedOverFloorRps"], r["cachedOverFloorP99"],
-                     r["cachedOverCacheOffRps"], r["cachedOverColdRps"], r.get("cachedOverFloorCpuPerRequest"),
-                     r.get("gunicornOverDaphneCachedRps")]
+                    "server",
+                    "conns",
+                    "cached/floor req/s",
+                    "cached/floor P99",
+                    "cached/cache-off req/s",
+                    "cached/cold req/s",
+                    "cached/floor CPU per req",
+                    "gunicorn/daphne cached req/s",
+                ],
+                [
+                    [
+                        r["server"],
+                        r["connections"],
+                        r["cachedOverFloorRps"],
+                        r["cachedOverFloorP99"],
+                        r["cachedOverCacheOffRps"],
+                        r["cachedOverColdRps"],
+                        r.get("cachedOverFloorCpuPerRequest"),
+                        r.get("gunicornOverDaphneCachedRps"),
+                    ]
                     for r in dashboard["ratios"]
                 ],
             )  # fmt: skip
@@ -79,14 +113,37 @@ def render() -> str:
         parts.append("### 2. Realistic day")
         parts.append(
             _table(
-                ["cache", "TTL s", "hit rate", "DB queries/load", "loads", "load P50 ms", "load P99 ms", "uplinks/s",
-                 "uplinks", "uplink P50 ms", "uplink P99 ms", "invalidations", "events sent"],
                 [
-                    ["on" if r["cache"] else "off", r.get("ttlSeconds"), r["hitRate"], r["dbQueriesPerLoad"],
-                     r["dashboardLoads"],
-                     r["loadLatency"]["p50_ms"], r["loadLatency"]["p99_ms"], r["uplinkRatePerSecond"],
-                     r["uplinks"]["requests"], r["uplinks"]["p50_ms"], r["uplinks"]["p99_ms"],
-                     r["invalidations"], r["eventsSent"]]
+                    "cache",
+                    "TTL s",
+                    "hit rate",
+                    "DB queries/load",
+                    "loads",
+                    "load P50 ms",
+                    "load P99 ms",
+                    "uplinks/s",
+                    "uplinks",
+                    "uplink P50 ms",
+                    "uplink P99 ms",
+                    "invalidations",
+                    "events sent",
+                ],
+                [
+                    [
+                        "on" if r["cache"] else "off",
+                        r.get("ttlSeconds"),
+                        r["hitRate"],
+                        r["dbQueriesPerLoad"],
+                        r["dashboardLoads"],
+                        r["loadLatency"]["p50_ms"],
+                        r["loadLatency"]["p99_ms"],
+                        r["uplinkRatePerSecond"],
+                        r["uplinks"]["requests"],
+                        r["uplinks"]["p50_ms"],
+                        r["uplinks"]["p99_ms"],
+                        r["invalidations"],
+                        r["eventsSent"],
+                    ]
                     for r in realistic["runs"]
                 ],
             )  # fmt: skip
@@ -109,8 +166,15 @@ def render() -> str:
             _table(
                 ["path", "samples", "P50 ms", "P95 ms", "P99 ms", "max ms", "lost / stale after ack"],
                 [
-                    [label, events[k]["requests"], events[k]["p50_ms"], events[k]["p95_ms"], events[k]["p99_ms"],
-                     events[k]["max_ms"], events[k].get("lost", events[k].get("staleAnswersAfterAck"))]
+                    [
+                        label,
+                        events[k]["requests"],
+                        events[k]["p50_ms"],
+                        events[k]["p95_ms"],
+                        events[k]["p99_ms"],
+                        events[k]["max_ms"],
+                        events[k].get("lost", events[k].get("staleAnswersAfterAck")),
+                    ]
                     for k, label in labels.items()
                 ],
             )  # fmt: skip
@@ -120,12 +184,25 @@ def render() -> str:
         none = invalidation["levels"][0]
         parts.append(
             _table(
-                ["unrelated keys", "index median ms", "index P90 ms", "x vs none", "sweep median ms",
-                 "sweep P90 ms", "x vs none"],
                 [
-                    [f"{lv['unrelatedKeys']:,}", lv["index"]["median_ms"], lv["index"]["p90_ms"],
-                     round(lv["index"]["median_ms"] / none["index"]["median_ms"], 2), lv["sweep"]["median_ms"],
-                     lv["sweep"]["p90_ms"], round(lv["sweep"]["median_ms"] / none["sweep"]["median_ms"], 1)]
+                    "unrelated keys",
+                    "index median ms",
+                    "index P90 ms",
+                    "x vs none",
+                    "sweep median ms",
+                    "sweep P90 ms",
+                    "x vs none",
+                ],
+                [
+                    [
+                        f"{lv['unrelatedKeys']:,}",
+                        lv["index"]["median_ms"],
+                        lv["index"]["p90_ms"],
+                        round(lv["index"]["median_ms"] / none["index"]["median_ms"], 2),
+                        lv["sweep"]["median_ms"],
+                        lv["sweep"]["p90_ms"],
+                        round(lv["sweep"]["median_ms"] / none["sweep"]["median_ms"], 1),
+                    ]
                     for lv in invalidation["levels"]
                 ],
             )  # fmt: skip
@@ -143,12 +220,29 @@ def render() -> str:
         base, floor = summary["baseline"], summary["floor"]
         parts.append(
             _table(
-                ["variant", "req/s", "P99 ms", "server CPU ms/req", "CPU vs baseline", "req/s vs baseline",
-                 "req/s vs floor", "P99 vs floor"],
-                [[name, s["rps"], s["p99_ms"], s.get("cpu_ms_per_req"),
-                  round(s["cpu_ms_per_req"] / base["cpu_ms_per_req"], 2) if s.get("cpu_ms_per_req") else None,
-                  round(s["rps"] / base["rps"], 2), round(s["rps"] / floor["rps"], 2),
-                  round(s["p99_ms"] / floor["p99_ms"], 2)] for name, s in summary.items()],
+                [
+                    "variant",
+                    "req/s",
+                    "P99 ms",
+                    "server CPU ms/req",
+                    "CPU vs baseline",
+                    "req/s vs baseline",
+                    "req/s vs floor",
+                    "P99 vs floor",
+                ],
+                [
+                    [
+                        name,
+                        s["rps"],
+                        s["p99_ms"],
+                        s.get("cpu_ms_per_req"),
+                        round(s["cpu_ms_per_req"] / base["cpu_ms_per_req"], 2) if s.get("cpu_ms_per_req") else None,
+                        round(s["rps"] / base["rps"], 2),
+                        round(s["rps"] / floor["rps"], 2),
+                        round(s["p99_ms"] / floor["p99_ms"], 2),
+                    ]
+                    for name, s in summary.items()
+                ],
             )  # fmt: skip
         )
     if profile := _load("profile"):

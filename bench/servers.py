@@ -58,6 +58,12 @@ def _command(kind: str, app: str, port: int, workers: int) -> list[str]:
             str(env.BIN / "gunicorn"), "--workers", str(workers), "--worker-class", "sync",
             "--bind", f"127.0.0.1:{port}", "--backlog", "2048", "--log-level", "warning", app,
         ]  # fmt: skip
+    if kind == "gthread":
+        # gunicorn threads with HTTP keep-alive: a client's connection serves many requests.
+        return [
+            str(env.BIN / "gunicorn"), "--workers", str(workers), "--worker-class", "gthread", "--threads", "4",
+            "--keep-alive", "10", "--bind", f"127.0.0.1:{port}", "--backlog", "2048", "--log-level", "warning", app,
+        ]  # fmt: skip
     if kind == "daphne":
         return [str(env.BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
     raise ValueError(f"unknown server kind {kind!r}")

@@ -17,11 +17,12 @@ from contextlib import ExitStack
 from bench import common, servers, wrk
 from bench.servers import FLOOR_WSGI, PROJECT_WSGI
 
-# (label, BENCH_VARIANT, gunicorn workers; None = --workers)
+# (label, BENCH_VARIANT, gunicorn workers (None = --workers), server kind)
 VARIANTS = (
-    ("baseline", "baseline", None),
-    ("no-fast-path", "no-fast-path", None),
-    ("no-prometheus-middleware", "no-prometheus-middleware", None),
+    ("baseline", "baseline", None, "gunicorn"),
+    ("no-fast-path", "no-fast-path", None, "gunicorn"),
+    ("no-prometheus-middleware", "no-prometheus-middleware", None, "gunicorn"),
+    ("gthread keep-alive", "baseline", None, "gthread"),
 )
 
 
@@ -34,13 +35,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tool = "wrk" if wrk.available() else "python"
     paths = [f"/api/orgs/{org.id}/stats" for org in common.load_orgs()]
-    runs: dict[str, list[dict]] = {name: [] for name in ("floor", *(v[0] for v in VARIANTS))}
+    runs: dict[str, list[dict]] = {
+        name: [] for name in ("floor", "floor gthread keep-alive", *(v[0] for v in VARIANTS))
+    }
     with ExitStack() as stack:
         floor = servers.serve("floor", "gunicorn", FLOOR_WSGI, workers=args.workers, ready_path="/floor")
         targets = {"floor": (stack.enter_context(floor), None, ["/floor"])}
-        for name, variant, workers in VARIANTS:
+        floor_gthread = servers.serve("floor-gthread", "gthread", FLOOR_WSGI, workers=args.workers, ready_path="/floor")
+        targets["floor gthread keep-alive"] = (stack.enter_context(floor_gthread), None, ["/floor"])
+        for name, variant, workers, kind in VARIANTS:
             server = stack.enter_context(
-                servers.serve(variant, "gunicorn", PROJECT_WSGI, workers=workers or args.workers,
+                servers.serve(variant, kind, PROJECT_WSGI, workers=workers or args.workers,
                               DJANGO_SETTINGS_MODULE="bench.variant_settings", BENCH_VARIANT=variant)
             )  # fmt: skip
             cookie = servers.login(server)

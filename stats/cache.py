@@ -171,10 +171,10 @@ def make_key(key: str, key_prefix: str, version: int) -> str:
 @dataclass(frozen=True)
 class _Lua:
     source: str
+    sha: str = ""
 
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.source.encode()).hexdigest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
 # KEYS: value key, index key, generation keys...; ARGV: value, ttl, expected generations...
