@@ -114,7 +114,10 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
             due = started + n / args.uplink_rate
             now = time.time()
             low, high = org.ranges[k]
-            body = common.uplink_body(org.devices[k], _temperature(k + 1, low, high, now), args.f_cnt_base + 1 + n)
+            # The unit's index among all units, so that excursion phases differ between organizations
+            # (by its index within the organization, every organization's unit 10 left its range at once).
+            unit_index = n % len(devices) + 1
+            body = common.uplink_body(org.devices[k], _temperature(unit_index, low, high, now), args.f_cnt_base + 1 + n)
             sent = time.perf_counter()
             response = await conn.request("POST", "/api/webhooks/ttn", body=body,
                                           headers={"X-Webhook-Secret": org.secret})  # fmt: skip

@@ -90,6 +90,11 @@ def _one_run(
         ),
         "invalidations": servers.delta(ingest_after, ingest_before, "dashboard_cache_invalidations_total"),
         "eventsSent": servers.delta(ingest_after, ingest_before, "dashboard_events_sent_total"),
+        "eventsSentByType": {
+            name.split('"')[1]: servers.delta(ingest_after, ingest_before, name)
+            for name in ingest_after
+            if name.startswith("dashboard_events_sent_total{")
+        },
         **clients,
     }
 
@@ -119,6 +124,9 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
     )  # fmt: skip
     print(f"   hit rate by query type (cache on): {runs[0]['hitRateByQueryType']}", flush=True)
     print(f"   hit rate by query type (TTL {LONG_TTL_SECONDS}s): {runs[2]['hitRateByQueryType']}", flush=True)
+    for r in runs:
+        print(f"   events sent by type (cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}): "
+              f"{r['eventsSentByType']}", flush=True)  # fmt: skip
     on, off, long_ttl = runs
     # Even with no event at all, a key polled every `poll / per_org` seconds expires once per TTL.
     per_org = max(1.0, profile["realisticClients"] / len(orgs))

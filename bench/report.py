@@ -125,6 +125,8 @@ def render() -> str:
                     "uplinks",
                     "uplink P50 ms",
                     "uplink P99 ms",
+                    "ingest DB queries/uplink",
+                    "trend refreshes",
                     "invalidations",
                     "events sent",
                 ],
@@ -141,6 +143,8 @@ def render() -> str:
                         r["uplinks"]["requests"],
                         r["uplinks"]["p50_ms"],
                         r["uplinks"]["p99_ms"],
+                        r.get("ingestDbQueriesPerUplink"),
+                        r.get("trendRefreshes"),
                         r["invalidations"],
                         r["eventsSent"],
                     ]
@@ -148,12 +152,14 @@ def render() -> str:
                 ],
             )  # fmt: skip
         )
-        by_type = realistic["runs"][0]["hitRateByQueryType"]
-        parts.append(
-            "Hit rate by query type (cache on): "
-            + ", ".join(f"{k} {_fmt(v)}" for k, v in by_type.items())
-            + f"; TTL-expiry bound without any event: {_fmt(realistic['ttlExpiryBoundHitRate'])}."
-        )
+        for run in realistic["runs"]:
+            if run["cache"]:
+                parts.append(
+                    f"Hit rate by query type (cache on, TTL {run['ttlSeconds']} s): "
+                    + ", ".join(f"{k} {_fmt(v)}" for k, v in run["hitRateByQueryType"].items())
+                    + "."
+                )
+        parts.append(f"TTL-expiry bound at 60 s without any event: {_fmt(realistic['ttlExpiryBoundHitRate'])}.")
     if events := _load("events"):
         parts.append("### 3. Event latency")
         labels = {
