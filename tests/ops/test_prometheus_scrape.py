@@ -7,7 +7,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.live import free_port, start_daphne
 from tests.ops.tools import PROMETHEUS_DIR, REPO, require_binary
 
 pytestmark = pytest.mark.live
@@ -39,12 +39,6 @@ from stats.models import Membership
 Membership.objects.create(user=person, organization=org, role=Role.VIEWER)
 print(json.dumps({{"org": str(org.id)}}))
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_for(condition: Callable[[], bool], seconds: float, what: str, process: subprocess.Popen, log: Path) -> None:
@@ -119,27 +113,16 @@ def test_prometheus_scrapes_the_app_and_computes_the_hit_rate_the_requests_produ
     org_id = json.loads(seeded.stdout.strip().splitlines()[-1])["org"]
 
     app_port, prom_port = free_port(), free_port()
-    app_log, prom_log = tmp_path / "daphne.log", tmp_path / "prometheus.log"
+    prom_log = tmp_path / "prometheus.log"
     app = prom = None
     clients: list[httpx.Client] = []
     try:
-        app = subprocess.Popen(
-            [
-                str(Path(sys.executable).parent / "daphne"),
-                "-b",
-                "127.0.0.1",
-                "-p",
-                str(app_port),
-                "dashboard_project.asgi:application",
-            ],
-            env=env,
-            cwd=REPO,
-            stdout=app_log.open("wb"),
-            stderr=subprocess.STDOUT,
+        app = start_daphne(
+            tmp_path, port=app_port, extra_env={"DATABASE_URL": env["DATABASE_URL"], "METRICS_TOKEN": token}
         )
         web = httpx.Client(base_url=f"http://127.0.0.1:{app_port}", timeout=10)
         clients.append(web)
-        wait_for(lambda: web.get("/health").status_code in {200, 503}, START_SECONDS, "daphne up", app, app_log)
+        wait_for(lambda: web.get("/health").status_code in {200, 503}, START_SECONDS, "daphne up", app.process, app.log)
         assert web.get("/metrics").status_code == 401  # the token is required, so the scrape must send it
 
         # Log in like a browser: the login form sets the CSRF cookie, the POST must carry it.
@@ -217,4 +200,5 @@ def test_prometheus_scrapes_the_app_and_computes_the_hit_rate_the_requests_produ
         for client in clients:
             client.close()
         stop(prom)
-        stop(app)
+        if app is not None:
+            app.stop()
