@@ -7,10 +7,11 @@ about the cache; `stats.services` decides what is cached.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
-from django.db.models import Avg, Count, F, Max, Min, Q
-from django.db.models.functions import ExtractMinute, Floor, TruncHour
+from django.db.models import Avg, Count, F, JSONField, Max, Min, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import ExtractMinute, Floor, JSONObject, TruncHour
 from django.utils import timezone
 
 from .models import (
@@ -36,40 +37,61 @@ def iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def unit_status_counts(*, org_id: uuid.UUID) -> dict[str, int]:
+def _unit_status_aggregates() -> dict[str, Count]:
     out_of_range = Q(status__in=OUT_OF_RANGE_STATUSES)
-    counts = Unit.objects.filter(organization_id=org_id).aggregate(
-        normal=Count("id", filter=Q(status__in=[UnitStatus.OK, UnitStatus.RESTORING])),
-        warning=Count("id", filter=Q(status=UnitStatus.EXCURSION)),
-        critical=Count("id", filter=Q(status=UnitStatus.ALARM_ACTIVE)),
-        offline=Count("id", filter=Q(status=UnitStatus.OFFLINE)),
-        too_hot=Count("id", filter=out_of_range & Q(last_temperature__gt=F("temp_max"))),
-        too_cold=Count("id", filter=out_of_range & Q(last_temperature__lt=F("temp_min"))),
-        total=Count("id"),
-    )
+    return {
+        "normal": Count("id", filter=Q(status__in=[UnitStatus.OK, UnitStatus.RESTORING])),
+        "warning": Count("id", filter=Q(status=UnitStatus.EXCURSION)),
+        "critical": Count("id", filter=Q(status=UnitStatus.ALARM_ACTIVE)),
+        "offline": Count("id", filter=Q(status=UnitStatus.OFFLINE)),
+        "too_hot": Count("id", filter=out_of_range & Q(last_temperature__gt=F("temp_max"))),
+        "too_cold": Count("id", filter=out_of_range & Q(last_temperature__lt=F("temp_min"))),
+        "total": Count("id"),
+    }
+
+
+def _alert_aggregates() -> dict[str, Count]:
+    return {
+        "unresolved": Count("id", filter=Q(status__in=UNRESOLVED_ALERT_STATUSES)),
+        "active": Count("id", filter=Q(status=AlertStatus.ACTIVE)),
+        "acknowledged": Count("id", filter=Q(status=AlertStatus.ACKNOWLEDGED)),
+        "escalated": Count("id", filter=Q(status=AlertStatus.ESCALATED)),
+        "resolved": Count("id", filter=Q(status=AlertStatus.RESOLVED)),
+    }
+
+
+def _device_aggregates() -> dict[str, Count]:
+    # Not named `online`: an aggregate may not shadow a field it filters on.
+    return {"n_online": Count("id", filter=Q(online=True)), "n_offline": Count("id", filter=Q(online=False))}
+
+
+def _device_counts(counts: dict[str, int]) -> dict[str, int]:
+    return {"online": counts["n_online"], "offline": counts["n_offline"]}
+
+
+def _compliance_aggregates(now: datetime) -> tuple[Q, dict[str, Count]]:
+    in_range = Q(temperature__gte=F("unit__temp_min"), temperature__lte=F("unit__temp_max"))
+    window = Q(recorded_at__gte=now - timedelta(hours=COMPLIANCE_HOURS))
+    return window, {"total": Count("id"), "in_range": Count("id", filter=in_range)}
+
+
+def _ints(counts: dict[str, object]) -> dict[str, int]:
     return {name: int(value or 0) for name, value in counts.items()}
+
+
+def unit_status_counts(*, org_id: uuid.UUID) -> dict[str, int]:
+    return _ints(Unit.objects.filter(organization_id=org_id).aggregate(**_unit_status_aggregates()))
 
 
 def alert_counts(*, org_id: uuid.UUID, unit_id: uuid.UUID | None = None) -> dict[str, int]:
     alerts = Alert.objects.filter(organization_id=org_id)
     if unit_id is not None:
         alerts = alerts.filter(unit_id=unit_id)
-    counts = alerts.aggregate(
-        unresolved=Count("id", filter=Q(status__in=UNRESOLVED_ALERT_STATUSES)),
-        active=Count("id", filter=Q(status=AlertStatus.ACTIVE)),
-        acknowledged=Count("id", filter=Q(status=AlertStatus.ACKNOWLEDGED)),
-        escalated=Count("id", filter=Q(status=AlertStatus.ESCALATED)),
-        resolved=Count("id", filter=Q(status=AlertStatus.RESOLVED)),
-    )
-    return {name: int(value or 0) for name, value in counts.items()}
+    return _ints(alerts.aggregate(**_alert_aggregates()))
 
 
 def device_online_counts(*, org_id: uuid.UUID) -> dict[str, int]:
-    counts = Device.objects.filter(organization_id=org_id).aggregate(
-        n_online=Count("id", filter=Q(online=True)),
-        n_offline=Count("id", filter=Q(online=False)),
-    )
-    return {"online": int(counts["n_online"] or 0), "offline": int(counts["n_offline"] or 0)}
+    return _device_counts(_ints(Device.objects.filter(organization_id=org_id).aggregate(**_device_aggregates())))
 
 
 def _alarm_state(low: float, high: float, unit: Unit) -> str:
@@ -102,15 +124,7 @@ def temperature_trends(*, unit: Unit, now: datetime | None = None) -> list[dict[
     ]
 
 
-def compliance_percentage(*, org_id: uuid.UUID, now: datetime | None = None) -> float | None:
-    """Share of the last 24 h of readings inside their unit's range; None without readings."""
-    now = now or timezone.now()
-    counts = TemperatureReading.objects.filter(
-        organization_id=org_id, recorded_at__gte=now - timedelta(hours=COMPLIANCE_HOURS)
-    ).aggregate(
-        total=Count("id"),
-        in_range=Count("id", filter=Q(temperature__gte=F("unit__temp_min"), temperature__lte=F("unit__temp_max"))),
-    )
+def _percentage(counts: dict[str, object]) -> float | None:
     if not counts["total"]:
         return None
     return round(100.0 * counts["in_range"] / counts["total"], 2)
@@ -123,18 +137,51 @@ def worst_state(unit_counts: dict[str, int]) -> str:
     return "normal"
 
 
+def _per_org(queryset: QuerySet, aggregates: dict[str, Count]) -> Subquery:
+    """The organization's aggregates over `queryset` as one JSON object (a correlated subquery).
+
+    No row (an organization without units, say) gives NULL, read as all zeros."""
+    grouped = queryset.filter(organization_id=OuterRef("pk")).order_by().values("organization_id")
+    return Subquery(grouped.annotate(_json=JSONObject(**aggregates)).values("_json"), output_field=JSONField())
+
+
+def _json_counts(value: dict | None, names: Iterable[str]) -> dict[str, int]:
+    counts = value or {}
+    return {name: int(counts.get(name) or 0) for name in names}
+
+
 def organization_stats(*, org_id: uuid.UUID) -> dict[str, object]:
-    unit_counts = unit_status_counts(org_id=org_id)
+    """The dashboard's header figures in one query: a stats recompute follows every state change
+    of the organization, so its round trips are most of what the cache still costs the database."""
+    now = timezone.now()
+    window, compliance = _compliance_aggregates(now)
+    units, alerts, devices = _unit_status_aggregates(), _alert_aggregates(), _device_aggregates()
+    columns = ("_units", "_alerts", "_devices", "_compliance", "_members", "_sites")
+    rows = (
+        Organization.objects.filter(pk=org_id)
+        .order_by()
+        .annotate(
+            _units=_per_org(Unit.objects.all(), units),
+            _alerts=_per_org(Alert.objects.all(), alerts),
+            _devices=_per_org(Device.objects.all(), devices),
+            _compliance=_per_org(TemperatureReading.objects.filter(window), compliance),
+            _members=_per_org(Membership.objects.all(), {"n": Count("id")}),
+            _sites=_per_org(Site.objects.all(), {"n": Count("id")}),
+        )
+        .values(*columns)[:1]
+    )
+    row = next(iter(rows), None) or dict.fromkeys(columns)
+    unit_counts = _json_counts(row["_units"], units)
     return {
         "organizationId": str(org_id),
         "unitCounts": unit_counts,
-        "alertCounts": alert_counts(org_id=org_id),
-        "deviceCounts": device_online_counts(org_id=org_id),
-        "compliancePercentage": compliance_percentage(org_id=org_id),
-        "memberCount": Membership.objects.filter(organization_id=org_id).count(),
-        "siteCount": Site.objects.filter(organization_id=org_id).count(),
+        "alertCounts": _json_counts(row["_alerts"], alerts),
+        "deviceCounts": _device_counts(_json_counts(row["_devices"], devices)),
+        "compliancePercentage": _percentage(_json_counts(row["_compliance"], compliance)),
+        "memberCount": _json_counts(row["_members"], ["n"])["n"],
+        "siteCount": _json_counts(row["_sites"], ["n"])["n"],
         "worstState": worst_state(unit_counts),
-        "lastUpdated": iso(timezone.now()),
+        "lastUpdated": iso(now),
     }
 
 

@@ -8,6 +8,8 @@ import time
 import pytest
 from django.test import override_settings
 
+from stats import selectors
+from tests import factories
 from tests.conftest import metric
 
 pytestmark = pytest.mark.django_db
@@ -168,3 +170,30 @@ def test_without_the_fast_path_a_cached_read_is_two_round_trips_session_then_pri
     settings.CACHE_FAST_PATH = False
     calls = _calls_for_one_cached_read(dashboard.client, redis_client, f"/api/orgs/{dashboard.org_a.id}/stats")
     assert calls == {"get": 1, "mget": 1, "evalsha": 0, "eval": 0}
+
+
+def test_a_stats_recompute_is_one_query_that_agrees_with_each_endpoints_own_counts(
+    dashboard, django_assert_num_queries
+):
+    org = dashboard.org_a
+
+    with django_assert_num_queries(1):
+        stats = selectors.organization_stats(org_id=org.id)
+
+    assert stats["unitCounts"] == selectors.unit_status_counts(org_id=org.id)
+    assert stats["alertCounts"] == selectors.alert_counts(org_id=org.id)
+    assert stats["deviceCounts"] == selectors.device_online_counts(org_id=org.id)
+    assert (stats["compliancePercentage"], stats["memberCount"], stats["siteCount"]) == (60.0, 1, 1)
+
+
+def test_an_organization_with_nothing_in_it_has_zero_counts_and_no_compliance():
+    empty = factories.organization()
+
+    stats = selectors.organization_stats(org_id=empty.id)
+
+    assert stats["unitCounts"] == dict.fromkeys(
+        ("normal", "warning", "critical", "offline", "too_hot", "too_cold", "total"), 0
+    )
+    assert set(stats["alertCounts"].values()) == set(stats["deviceCounts"].values()) == {0}
+    assert (stats["compliancePercentage"], stats["memberCount"], stats["siteCount"]) == (None, 0, 0)
+    assert stats["worstState"] == "normal"
