@@ -37,7 +37,7 @@ from django.conf import settings
 from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 from prometheus_client import Counter, Gauge, Histogram
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 logger = logging.getLogger("stats.cache")
 
@@ -308,12 +308,18 @@ def _client():  # -> redis.Redis
     return caches["default"].client.get_client(write=True)
 
 
+_latency_children: dict[str, object] = {}
+
+
 @contextmanager
 def _redis(operation: str) -> Iterator[object]:
     """Run one Redis operation: timed, breaker-guarded, errors counted, logged and converted."""
     if not _breaker.allow():
         CACHE_BREAKER_SKIPPED.labels(operation).inc()
         raise CacheUnavailable(operation)
+    latency = _latency_children.get(operation)
+    if latency is None:
+        latency = _latency_children[operation] = CACHE_LATENCY.labels(operation)
     started = time.perf_counter()
     try:
         yield _client()
@@ -325,7 +331,7 @@ def _redis(operation: str) -> Iterator[object]:
     else:
         _breaker.success()
     finally:
-        CACHE_LATENCY.labels(operation).observe(time.perf_counter() - started)
+        latency.observe(time.perf_counter() - started)
 
 
 def _run_script(client, script: _Lua, keys: list[str], args: list[object]):
@@ -333,6 +339,33 @@ def _run_script(client, script: _Lua, keys: list[str], args: list[object]):
         return client.evalsha(script.sha, len(keys), *keys, *args)
     except NoScriptError:
         return client.eval(script.source, len(keys), *keys, *args)
+
+
+def _call_direct(client, *args: object):
+    """One command on one of the client's pooled connections, without redis-py's per-command
+    machinery (retry wrapper, observability hooks, response callbacks): for the fast path's one
+    call, where that machinery cost as much as the socket calls (bench/RESULTS.md). Errors are
+    redis-py's own exceptions. A pooled connection the server closed is reconnected by the pool
+    itself when handed out; a failure after that is the caller's to handle (the lane passes)."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command(connection.pack_command(*args))
+        return connection.read_response()
+    except ResponseError:  # an error reply, read whole: the connection is fine
+        raise
+    except BaseException:
+        connection.disconnect()  # nothing half-read stays in the pool
+        raise
+    finally:
+        pool.release(connection)
+
+
+def _run_script_direct(client, script: _Lua, keys: list[str], args: list[object]):
+    try:
+        return _call_direct(client, "EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return _call_direct(client, "EVAL", script.source, len(keys), *keys, *args)
 
 
 def get(key: str) -> bytes | None:
@@ -445,7 +478,7 @@ def read_for_session(session_key: str, key: str) -> SessionRead | None:
         return None
     try:
         with _redis("get") as client:
-            session, user_id, principal, value = _run_script(
+            session, user_id, principal, value = _run_script_direct(
                 client, _SESSION_READ, [session_key, key], [PRINCIPAL_PREFIX]
             )
     except CacheUnavailable:

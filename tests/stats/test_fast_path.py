@@ -3,6 +3,8 @@ Redis round trip, exactly as the stack would answer it; everything else left to 
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.test import Client
 from prometheus_client import REGISTRY
@@ -235,3 +237,57 @@ def test_redis_down_the_lane_steps_aside_and_the_database_answers(dashboard, red
     assert response.status_code == 200
     assert response.json()["organizationId"] == str(dashboard.org_a.id)
     assert metric("dashboard_cache_error_total", operation="get") > errors
+
+
+def test_a_principal_replaced_in_redis_is_decoded_again_not_served_from_the_last_decoding(dashboard, redis_client):
+    url = _urls(dashboard)[0]
+    dashboard.client.get(url)
+    _, lane = _get(dashboard.client, redis_client, url)
+    assert lane is True  # the lane has decoded this user's principal once
+
+    key = f"authz:user:{dashboard.member.pk}"
+    principal = json.loads(redis_client.get(key))
+    principal["roles"] = {}  # what a recompute stores once the membership is gone
+    redis_client.set(key, json.dumps(principal), keepttl=True)
+
+    response, lane = _get(dashboard.client, redis_client, url)
+    assert lane is False
+    assert response.status_code == 404
+
+
+def _lane_connections(redis_client) -> list[int]:
+    db = redis_client.connection_pool.connection_kwargs["db"]
+    own = redis_client.client_id()
+    return [int(c["id"]) for c in redis_client.client_list() if int(c["db"]) == db and int(c["id"]) != own]
+
+
+def test_a_pooled_connection_killed_by_the_server_is_reconnected_without_an_error(dashboard, redis_client):
+    url = _urls(dashboard)[0]
+    dashboard.client.get(url)
+    _, lane = _get(dashboard.client, redis_client, url)
+    assert lane is True
+    killed = _lane_connections(redis_client)
+    assert killed  # the lane's pooled connection, among others
+    for client_id in killed:
+        redis_client.client_kill_filter(_id=client_id)
+    errors = metric("dashboard_cache_error_total", operation="get")
+
+    response, lane = _get(dashboard.client, redis_client, url)
+
+    assert (response.status_code, lane) == (200, True)
+    assert metric("dashboard_cache_error_total", operation="get") == errors
+
+
+def test_the_lane_loads_its_script_again_after_redis_forgot_it(dashboard, redis_client):
+    url = _urls(dashboard)[0]
+    first = dashboard.client.get(url)
+    redis_client.script_flush()
+
+    response, lane = _get(dashboard.client, redis_client, url)
+
+    assert (response.status_code, lane) == (200, True)
+    assert response.content == first.content
+    before = _calls(redis_client)["evalsha"]
+    _, lane = _get(dashboard.client, redis_client, url)
+    assert lane is True
+    assert _calls(redis_client)["evalsha"] == before + 1  # EVAL cached it: back to EVALSHA
