@@ -38,12 +38,11 @@ def main(argv: list[str] | None = None) -> int:
             targets = {}
             for name, root in ((args.rev, worktree), ("working tree", env.ROOT)):
                 server = stack.enter_context(
-                    servers.serve(name.replace(" ", "-"), "gunicorn", PROJECT_WSGI, cwd=root, PYTHONPATH=str(root))
-                )
+                    servers.serve(name.replace(" ", "-"), "gunicorn", PROJECT_WSGI, cwd=root, PYTHONPATH=str(root),
+                                  CACHE_TTL_SECONDS=str(common.PRODUCTION_TTL_SECONDS))
+                )  # fmt: skip
                 cookie = servers.login(server)
-                common.load(
-                    port=server.port, paths=paths, cookie=cookie, connections=4, duration=1, warmup=0, tool=tool
-                )
+                common.prime(port=server.port, paths=paths, cookie=cookie)
                 targets[name] = (server, cookie)
             for _ in range(args.rounds):
                 for name, (server, cookie) in targets.items():

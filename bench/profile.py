@@ -66,9 +66,10 @@ def main(argv: list[str] | None = None) -> int:
     orgs = common.load_orgs()
     paths = [f"/api/orgs/{org.id}/stats" for org in orgs]
     tool = "wrk" if wrk.available() else "python"
-    with servers.serve("profile", "gunicorn", PROJECT_WSGI, workers=args.workers) as server:
+    ttl = str(common.PRODUCTION_TTL_SECONDS)
+    with servers.serve("profile", "gunicorn", PROJECT_WSGI, workers=args.workers, CACHE_TTL_SECONDS=ttl) as server:
         cookie = servers.login(server)
-        common.load(port=server.port, paths=paths, cookie=cookie, connections=4, duration=1, warmup=0, tool=tool)
+        common.prime(port=server.port, paths=paths, cookie=cookie)
         load_result: dict = {}
         loader = threading.Thread(
             target=lambda: load_result.update(

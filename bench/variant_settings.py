@@ -21,5 +21,25 @@ elif VARIANT == "session-only-middleware":
     MIDDLEWARE = ["django.contrib.sessions.middleware.SessionMiddleware"]
 elif VARIANT == "signed-cookie-sessions":
     SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
+elif VARIANT == "no-redis-round-trip":
+    # An upper bound, not a design: lane reads answered from process memory after the first, so
+    # the difference to the baseline is what the one Redis round trip costs a hit. Not correct
+    # (never invalidated); measured only to say how far any Redis-backed hit can get.
+    MIDDLEWARE = ["bench.variant_settings.memoized_lane_reads", *MIDDLEWARE]
 elif VARIANT != "baseline":
     raise ValueError(f"unknown BENCH_VARIANT {VARIANT!r}")
+
+
+def memoized_lane_reads(get_response):
+    """Middleware of the no-redis-round-trip variant: replaces the lane's one Redis call."""
+    from stats import cache
+
+    read, seen = cache.read_for_session, {}
+
+    def memoized(session_key: str, key: str):
+        if (session_key, key) not in seen:
+            seen[(session_key, key)] = read(session_key, key)
+        return seen[(session_key, key)]
+
+    cache.read_for_session = memoized
+    return get_response

@@ -23,6 +23,14 @@ VARIANTS = (
     ("no-fast-path", "no-fast-path", None, "gunicorn"),
     ("no-prometheus-middleware", "no-prometheus-middleware", None, "gunicorn"),
     ("gthread keep-alive", "baseline", None, "gthread"),
+    ("4 workers", "baseline", 4, "gunicorn"),
+    ("no-redis-round-trip (upper bound)", "no-redis-round-trip", None, "gunicorn"),
+)
+# The floor under each server configuration a variant uses: (label, workers, server kind).
+FLOORS = (
+    ("floor", None, "gunicorn"),
+    ("floor gthread keep-alive", None, "gthread"),
+    ("floor 4 workers", 4, "gunicorn"),
 )
 
 
@@ -32,24 +40,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--duration", type=float, default=8.0)
     parser.add_argument("--connections", type=int, default=50)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--only",
+        default="",
+        help="comma-separated variant labels (default: all); the floor of each one's server configuration runs too",
+    )
     args = parser.parse_args(argv)
+    chosen = [v for v in VARIANTS if not args.only or v[0] in args.only.split(",")]
+    if not any(v[0] == "baseline" for v in chosen):
+        parser.error("--only must include baseline (the other variants are reported relative to it)")
     tool = "wrk" if wrk.available() else "python"
     paths = [f"/api/orgs/{org.id}/stats" for org in common.load_orgs()]
-    runs: dict[str, list[dict]] = {
-        name: [] for name in ("floor", "floor gthread keep-alive", *(v[0] for v in VARIANTS))
-    }
+    configurations = {(workers, kind) for _, _, workers, kind in chosen}
+    floors = [f for f in FLOORS if (f[1], f[2]) in configurations]
+    runs: dict[str, list[dict]] = {name: [] for name in (*(f[0] for f in floors), *(v[0] for v in chosen))}
     with ExitStack() as stack:
-        floor = servers.serve("floor", "gunicorn", FLOOR_WSGI, workers=args.workers, ready_path="/floor")
-        targets = {"floor": (stack.enter_context(floor), None, ["/floor"])}
-        floor_gthread = servers.serve("floor-gthread", "gthread", FLOOR_WSGI, workers=args.workers, ready_path="/floor")
-        targets["floor gthread keep-alive"] = (stack.enter_context(floor_gthread), None, ["/floor"])
-        for name, variant, workers, kind in VARIANTS:
+        targets = {}
+        for name, workers, kind in floors:
+            floor = servers.serve(name.replace(" ", "-"), kind, FLOOR_WSGI, workers=workers or args.workers,
+                                  ready_path="/floor")  # fmt: skip
+            targets[name] = (stack.enter_context(floor), None, ["/floor"])
+        for name, variant, workers, kind in chosen:
             server = stack.enter_context(
                 servers.serve(variant, kind, PROJECT_WSGI, workers=workers or args.workers,
-                              DJANGO_SETTINGS_MODULE="bench.variant_settings", BENCH_VARIANT=variant)
+                              DJANGO_SETTINGS_MODULE="bench.variant_settings", BENCH_VARIANT=variant,
+                              CACHE_TTL_SECONDS=str(common.PRODUCTION_TTL_SECONDS))
             )  # fmt: skip
             cookie = servers.login(server)
-            common.load(port=server.port, paths=paths, cookie=cookie, connections=4, duration=1, warmup=0, tool=tool)
+            common.prime(port=server.port, paths=paths, cookie=cookie)
             targets[name] = (server, cookie, paths)
         for round_number in range(args.rounds):
             for name, (server, cookie, round_paths) in targets.items():
