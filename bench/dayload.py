@@ -32,7 +32,11 @@ UPLINK_SENDERS = 8
 
 def _temperature(unit_index: int, low: float, high: float, now: float) -> float:
     minute = now / 60
-    if unit_index % 10 == 0 and (minute + 7 * unit_index) % 60 < 3:
+    # Phases spread over the hour: the n-th excursion unit starts at minute n mod 60, so every
+    # minute of the hour sees the same number of excursions begin and end. (7 * unit_index for
+    # unit_index = 10, 20, ... gave only six phases, ten minutes apart: whether a 2-minute window
+    # met one of those bursts or none depended on the wall clock.)
+    if unit_index % 10 == 0 and (minute + unit_index // 10) % 60 < 3:
         return high + 2.0
     return (low + high) / 2 + random.uniform(-0.4, 0.4)
 

@@ -92,7 +92,7 @@ def _one_run(
         h = servers.delta(after, before, f'dashboard_cache_hit_total{{query_type="{qt}"}}')
         m = servers.delta(after, before, f'dashboard_cache_miss_total{{query_type="{qt}"}}')
         per_type[qt] = round(h / (h + m), 4) if h + m else None
-    return {
+    result = {
         "cache": cache,
         "ttlSeconds": ttl if cache else None,
         "uplinkRatePerSecond": round(uplink_rate, 2),
@@ -113,6 +113,9 @@ def _one_run(
         },
         **clients,
     }
+    # What invalidates organization-wide keys (a reading only changes its unit's trend).
+    result["stateChanges"] = sum(n for name, n in result["eventsSentByType"].items() if name != "reading")
+    return result
 
 
 def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
@@ -129,12 +132,12 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
         f"realistic day: {profile['realisticClients']} dashboards polling every {profile['pollSeconds']}s "
         f"(5 endpoints), uplinks at {runs[0]['uplinkRatePerSecond']}/s, {profile['realisticSeconds']}s measured",
         ["cache", "TTL s", "hit rate", "db q/load", "loads", "load p50 ms", "load p99 ms", "uplinks", "uplink p50 ms",
-         "uplink p99 ms", "ingest db q/uplink", "trend refreshes", "invalidations", "events"],
+         "uplink p99 ms", "ingest db q/uplink", "trend refreshes", "invalidations", "events", "state changes"],
         [
             ["on" if r["cache"] else "off", r["ttlSeconds"], r["hitRate"], r["dbQueriesPerLoad"],
              r["dashboardLoads"], r["loadLatency"]["p50_ms"], r["loadLatency"]["p99_ms"],
              r["uplinks"]["requests"], r["uplinks"]["p50_ms"], r["uplinks"]["p99_ms"],
-             r["ingestDbQueriesPerUplink"], r["trendRefreshes"], r["invalidations"], r["eventsSent"]]
+             r["ingestDbQueriesPerUplink"], r["trendRefreshes"], r["invalidations"], r["eventsSent"], r["stateChanges"]]
             for r in runs
         ],
     )  # fmt: skip

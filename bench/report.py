@@ -129,6 +129,7 @@ def render() -> str:
                     "trend refreshes",
                     "invalidations",
                     "events sent",
+                    "state changes",
                 ],
                 [
                     [
@@ -147,6 +148,7 @@ def render() -> str:
                         r.get("trendRefreshes"),
                         r["invalidations"],
                         r["eventsSent"],
+                        r.get("stateChanges"),
                     ]
                     for r in realistic["runs"]
                 ],
