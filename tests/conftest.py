@@ -28,6 +28,14 @@ def _close_connection_pools(django_db_setup, django_db_blocker) -> Iterator[None
     from django.db import connections
 
     wrapper = type(connections["default"])
+    if connections["default"].vendor == "postgresql":
+        # A pooled connection still checked out by some other thread (asgiref's executor, say)
+        # is not closed by closing the pool; end such sessions so the database can be dropped.
+        with django_db_blocker.unblock(), connections["default"].cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
     if hasattr(wrapper, "_connection_pools"):
         # Pools are shared by every thread's connection wrapper (a class-level dict by alias).
         with django_db_blocker.unblock():
