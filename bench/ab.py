@@ -37,12 +37,10 @@ def main(argv: list[str] | None = None) -> int:
         with ExitStack() as stack:
             targets = {}
             for name, root in ((args.rev, worktree), ("working tree", env.ROOT)):
-                server = stack.enter_context(
-                    servers.serve(name.replace(" ", "-"), "gunicorn", PROJECT_WSGI, cwd=root, PYTHONPATH=str(root),
-                                  CACHE_TTL_SECONDS=str(common.PRODUCTION_TTL_SECONDS))
+                server, cookie = stack.enter_context(
+                    servers.serve_cached(name.replace(" ", "-"), "gunicorn", PROJECT_WSGI, paths=paths, cwd=root,
+                                         PYTHONPATH=str(root))
                 )  # fmt: skip
-                cookie = servers.login(server)
-                common.prime(port=server.port, paths=paths, cookie=cookie)
                 targets[name] = (server, cookie)
             for _ in range(args.rounds):
                 for name, (server, cookie) in targets.items():

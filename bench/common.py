@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime
-import http.client
 import json
 import platform
 import subprocess
@@ -73,28 +72,6 @@ def uplink_body(dev_eui: str, temperature: float, f_cnt: int, at: datetime.datet
             },
         }
     ).encode()
-
-
-# The README's production recommendation for CACHE_TTL_SECONDS: events invalidate exactly, so the
-# TTL only bounds how far the time-windowed figures (24 h compliance) lag, while every expiry costs
-# a recompute per organization and key. Cached-load runs use it, so that no expiry lands inside
-# a measurement (at the default 60 s all 200 organizations' keys expire together, mid-run).
-PRODUCTION_TTL_SECONDS = 600
-
-
-def prime(*, port: int, paths: list[str], cookie: str) -> None:
-    """One GET per path, one after another, so that a cached-load run starts with every value
-    cached (a short concurrent warm-up left some of the 200 slow misses inside the run)."""
-    for path in paths:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
-        try:
-            conn.request("GET", path, headers={"Cookie": f"sessionid={cookie}"})
-            response = conn.getresponse()
-            response.read()
-        finally:
-            conn.close()
-        if response.status != 200:
-            raise RuntimeError(f"priming {path}: HTTP {response.status}")
 
 
 def redis_cache() -> redis.Redis:

@@ -71,10 +71,8 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
         with servers.serve(f"{kind}-floor", kind, floor_app, workers=workers, ready_path="/floor") as server:
             for c in CONCURRENCY:
                 record(kind, "floor", c, _measure(server, ["/floor"], None, c, profile, tool))
-        ttl = {"CACHE_TTL_SECONDS": str(common.PRODUCTION_TTL_SECONDS)}
-        with servers.serve(f"{kind}-cache-on", kind, app, workers=workers, **ttl) as server:
-            cookie = servers.login(server)
-            common.prime(port=server.port, paths=stats_paths, cookie=cookie)
+        cached = servers.serve_cached(f"{kind}-cache-on", kind, app, paths=stats_paths, workers=workers)
+        with cached as (server, cookie):
             for c in CONCURRENCY:
                 record(kind, "cached", c, _measure(server, stats_paths, cookie, c, profile, tool))
             for c in CONCURRENCY:

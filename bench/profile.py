@@ -66,10 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     orgs = common.load_orgs()
     paths = [f"/api/orgs/{org.id}/stats" for org in orgs]
     tool = "wrk" if wrk.available() else "python"
-    ttl = str(common.PRODUCTION_TTL_SECONDS)
-    with servers.serve("profile", "gunicorn", PROJECT_WSGI, workers=args.workers, CACHE_TTL_SECONDS=ttl) as server:
-        cookie = servers.login(server)
-        common.prime(port=server.port, paths=paths, cookie=cookie)
+    cached = servers.serve_cached("profile", "gunicorn", PROJECT_WSGI, paths=paths, workers=args.workers)
+    with cached as (server, cookie):
         load_result: dict = {}
         loader = threading.Thread(
             target=lambda: load_result.update(

@@ -28,6 +28,11 @@ PROJECT_WSGI = "dashboard_project.wsgi:application"
 PROJECT_ASGI = "dashboard_project.asgi:application"
 FLOOR_WSGI = "bench.floor:wsgi_application"
 FLOOR_ASGI = "bench.floor:asgi_application"
+# The README's production recommendation for CACHE_TTL_SECONDS: events invalidate exactly, so the
+# TTL only bounds how far the time-windowed figures (24 h compliance) lag, while every expiry costs
+# a recompute per organization and key. Cached-load runs use it, so that no expiry lands inside
+# a measurement (at the default 60 s all 200 organizations' keys expire together, mid-run).
+PRODUCTION_TTL_SECONDS = 600
 
 
 def free_port() -> int:
@@ -118,6 +123,29 @@ def serve(
     finally:
         _stop(process)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def serve_cached(
+    name: str, kind: str, app: str, *, paths: list[str], workers: int = 2, cwd: Path | None = None, **env_overrides: str
+) -> Iterator[tuple[Server, str]]:
+    """A project server at the production TTL, logged in (the session id is yielded with it), and
+    every path of `paths` fetched once, one after another: a cached-load run then starts with
+    every value cached (a short concurrent warm-up left some of the 200 slow misses inside it)."""
+    ttl = str(PRODUCTION_TTL_SECONDS)
+    with serve(name, kind, app, workers=workers, cwd=cwd, CACHE_TTL_SECONDS=ttl, **env_overrides) as server:
+        cookie = login(server)
+        for path in paths:
+            conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
+            try:
+                conn.request("GET", path, headers={"Cookie": f"sessionid={cookie}"})
+                response = conn.getresponse()
+                response.read()
+            finally:
+                conn.close()
+            if response.status != 200:
+                raise RuntimeError(f"priming {path} on {name}: HTTP {response.status}")
+        yield server, cookie
 
 
 def _stop(process: subprocess.Popen) -> None:

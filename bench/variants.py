@@ -61,13 +61,10 @@ def main(argv: list[str] | None = None) -> int:
                                   ready_path="/floor")  # fmt: skip
             targets[name] = (stack.enter_context(floor), None, ["/floor"])
         for name, variant, workers, kind in chosen:
-            server = stack.enter_context(
-                servers.serve(variant, kind, PROJECT_WSGI, workers=workers or args.workers,
-                              DJANGO_SETTINGS_MODULE="bench.variant_settings", BENCH_VARIANT=variant,
-                              CACHE_TTL_SECONDS=str(common.PRODUCTION_TTL_SECONDS))
+            server, cookie = stack.enter_context(
+                servers.serve_cached(variant, kind, PROJECT_WSGI, paths=paths, workers=workers or args.workers,
+                                     DJANGO_SETTINGS_MODULE="bench.variant_settings", BENCH_VARIANT=variant)
             )  # fmt: skip
-            cookie = servers.login(server)
-            common.prime(port=server.port, paths=paths, cookie=cookie)
             targets[name] = (server, cookie, paths)
         for round_number in range(args.rounds):
             for name, (server, cookie, round_paths) in targets.items():
