@@ -115,10 +115,23 @@ def principal_get(*, user_id: int) -> Principal | None:
 
 
 # user id -> (the cached bytes, the Principal they decode to). Decoding is a pure function of the
-# bytes, so reusing the result for the same bytes is exact; a user in many organizations has a
-# principal of several kilobytes, and decoding it was a tenth of a cached read's CPU.
+# bytes, so reusing the result for identical bytes is exact; a user in many organizations has a
+# principal of several kilobytes, whose decoding was 4 % of a fast-path hit's samples.
 _decoded: dict[int, tuple[bytes, Principal | None]] = {}
 _DECODED_MAX = 10_000
+
+
+def _decode_principal(user_id: int, raw: bytes) -> Principal | None:
+    data = json.loads(raw)
+    if data is None:
+        return None
+    return Principal(
+        user_id=user_id,
+        session_hash=data["sessionHash"],
+        is_active=data["isActive"],
+        is_staff=data["isStaff"],
+        roles=data["roles"],
+    )
 
 
 def principal_from_json(*, user_id: int, raw: bytes) -> Principal | None:
@@ -126,18 +139,7 @@ def principal_from_json(*, user_id: int, raw: bytes) -> Principal | None:
     seen = _decoded.get(user_id)
     if seen is not None and seen[0] == raw:
         return seen[1]
-    data = json.loads(raw)
-    principal = (
-        None
-        if data is None
-        else Principal(
-            user_id=user_id,
-            session_hash=data["sessionHash"],
-            is_active=data["isActive"],
-            is_staff=data["isStaff"],
-            roles=data["roles"],
-        )
-    )
+    principal = _decode_principal(user_id, raw)
     if len(_decoded) >= _DECODED_MAX:
         _decoded.clear()
     _decoded[user_id] = (raw, principal)
