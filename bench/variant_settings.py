@@ -14,6 +14,8 @@ VARIANT = os.environ.get("BENCH_VARIANT", "baseline")
 
 if VARIANT == "no-fast-path":
     CACHE_FAST_PATH = False
+elif VARIANT == "no-tracked-copies":
+    CACHE_NEAR_MAX_MB = 0  # every lane hit reads Redis (one round trip), as before stats/near.py
 elif VARIANT == "no-prometheus-middleware":
     MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("django_prometheus.")]
 elif VARIANT == "session-only-middleware":

@@ -20,6 +20,7 @@ from bench.servers import FLOOR_WSGI, PROJECT_WSGI
 # (label, BENCH_VARIANT, gunicorn workers (None = --workers), server kind)
 VARIANTS = (
     ("baseline", "baseline", None, "gunicorn"),
+    ("no-tracked-copies", "no-tracked-copies", None, "gunicorn"),
     ("no-fast-path", "no-fast-path", None, "gunicorn"),
     ("no-prometheus-middleware", "no-prometheus-middleware", None, "gunicorn"),
     ("gthread keep-alive", "baseline", None, "gthread"),

@@ -23,7 +23,9 @@ Correctness under concurrency (DESIGN section 5, traps 3-5):
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import re
 import threading
 import time
 import uuid
@@ -32,12 +34,16 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
+from weakref import WeakKeyDictionary
 
 from django.conf import settings
 from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.sentinel import SentinelConnectionPool
+
+from .near import NearCache
 
 logger = logging.getLogger("stats.cache")
 
@@ -395,6 +401,8 @@ def set(key: str, value: bytes, ttl: int | None = None) -> bool:  # noqa: A001 -
             )
     except CacheUnavailable:
         return False
+    finally:
+        near_forget([key])
     return True
 
 
@@ -468,8 +476,9 @@ class SessionRead:
 
 
 def read_for_session(session_key: str, key: str) -> SessionRead | None:
-    """The session, the principal the session names and the value of `key`, in one round trip
-    (raw bytes, None where absent); None when disabled or when Redis failed.
+    """The session, the principal the session names and the value of `key` (raw bytes, None where
+    absent); None when disabled or when Redis failed. From this process's tracked copies where
+    they are valid (`stats.near`), else in one round trip.
 
     `session_key` is the sessions cache's Redis key. Hits are counted by the caller, which alone
     knows whether the value may be served (`count_hits`).
@@ -478,12 +487,64 @@ def read_for_session(session_key: str, key: str) -> SessionRead | None:
         return None
     try:
         with _redis("get") as client:
-            session, user_id, principal, value = _run_script_direct(
-                client, _SESSION_READ, [session_key, key], [PRINCIPAL_PREFIX]
-            )
+            near = _near_cache(client)
+            if near is None:
+                session, user_id, principal, value = _run_script_direct(
+                    client, _SESSION_READ, [session_key, key], [PRINCIPAL_PREFIX]
+                )
+            else:
+                session, value = near.get_many([session_key, key])
+                user_id = _session_user_id(session)
+                principal = near.get_many([PRINCIPAL_PREFIX + user_id], sync=False)[0] if user_id else None
     except CacheUnavailable:
         return None
     return SessionRead(session, int(user_id) if user_id is not None else None, principal, value)
+
+
+_USER_ID = re.compile(r"[0-9]{1,18}")
+
+
+def _session_user_id(session: bytes | None) -> str | None:
+    """The `_auth_user_id` a stored session names, by the rule `_SESSION_READ` applies in Lua."""
+    if session is None:
+        return None
+    try:
+        data = json.loads(session)
+    except ValueError:
+        return None
+    user_id = data.get("_auth_user_id") if isinstance(data, dict) else None
+    return user_id if isinstance(user_id, str) and _USER_ID.fullmatch(user_id) else None
+
+
+# One tracked copy per connection pool (the settings' Redis), per process (`NearCache` notices a
+# fork). Weak keys: a pool that tests replace goes away with its copies.
+_near_caches: WeakKeyDictionary = WeakKeyDictionary()
+_near_lock = threading.Lock()
+
+
+def _near_cache(client) -> NearCache | None:
+    """This process's tracked copies for `client`'s Redis; None when switched off
+    (CACHE_NEAR_MAX_MB=0) or behind Sentinel (the copies would not follow a failover)."""
+    max_mb = settings.CACHE_NEAR_MAX_MB
+    pool = client.connection_pool
+    if not max_mb or isinstance(pool, SentinelConnectionPool):
+        return None
+    near = _near_caches.get(pool)
+    if near is None:
+        connection_class, kwargs = pool.connection_class, {**pool.connection_kwargs, "protocol": 3}
+        with _near_lock:
+            near = _near_caches.get(pool)
+            if near is None:
+                near = _near_caches[pool] = NearCache(lambda: connection_class(**kwargs), max_mb * 2**20)
+    return near
+
+
+def near_forget(keys: Iterable[str]) -> None:
+    """Drop this process's copies of keys it has just written or deleted: their invalidation
+    push is on its way, this makes the change visible here without waiting for it."""
+    keys = list(keys)
+    for near in list(_near_caches.values()):
+        near.forget(keys)
 
 
 _hit_counters: dict[str, object] = {}
@@ -605,6 +666,8 @@ def _store_if_current(key: str, query_type: str, value: bytes, token: _Token) ->
             )
     except CacheUnavailable:
         return
+    finally:
+        near_forget([key])
     if not stored:
         CACHE_STALE_SET_REFUSED.labels(query_type).inc()
         logger.info("[CacheService] Refused stale set: %s", key)
@@ -631,6 +694,8 @@ def invalidate_keys_present(keys: Iterable[str]) -> list[str] | None:
             flags = _run_script(client, _DELETE_AND_BUMP, pairs, [GENERATION_TTL_SECONDS])
     except CacheUnavailable:
         return None
+    finally:
+        near_forget(keys)
     deleted = [key for key, flag in zip(keys, flags, strict=True) if int(flag)]
     CACHE_INVALIDATION_SECONDS.labels("keys").observe(time.perf_counter() - started)
     CACHE_INVALIDATIONS.labels("keys").inc()
@@ -668,6 +733,9 @@ def invalidate_org(org_id: uuid.UUID | str, *, sweep: bool = False) -> int | Non
             logger.info("[CacheService] Invalidated pattern: %s", pattern)
     except CacheUnavailable:
         return None
+    finally:
+        for near in list(_near_caches.values()):
+            near.forget_matching(f":org:{org}")
     CACHE_INVALIDATION_SECONDS.labels(scope).observe(time.perf_counter() - started)
     CACHE_INVALIDATIONS.labels(scope).inc()
     CACHE_KEYS_DELETED.inc(deleted)

@@ -1,5 +1,7 @@
 """Sessions read from Redis (no query on the hot path), straight from the database while the
-cache boundary's breaker is open: a hung Redis must not cost every request two socket timeouts."""
+cache boundary's breaker is open: a hung Redis must not cost every request two socket timeouts.
+A session this process writes or deletes is dropped from its fast-path copies at once
+(`stats.cache.near_forget`; other processes learn of it from Redis)."""
 
 from __future__ import annotations
 
@@ -18,3 +20,13 @@ class SessionStore(CachedDBStore):
             super().save(must_create)
         else:
             DBStore.save(self, must_create)
+        self._forget(self.session_key)
+
+    def delete(self, session_key: str | None = None) -> None:
+        session_key = session_key or self.session_key
+        super().delete(session_key)
+        self._forget(session_key)
+
+    def _forget(self, session_key: str | None) -> None:
+        if session_key:
+            cache.near_forget([self._cache.make_key(self.cache_key_prefix + session_key)])

@@ -1,5 +1,6 @@
-"""The fast path (stats/fast_path.py): a cached hit answered before the middleware stack, in one
-Redis round trip, exactly as the stack would answer it; everything else left to the stack."""
+"""The fast path (stats/fast_path.py): a cached hit answered before the middleware stack, from
+this process's tracked copies or in one Redis round trip, exactly as the stack would answer it;
+everything else left to the stack."""
 
 from __future__ import annotations
 
@@ -67,20 +68,49 @@ def test_every_cached_dashboard_endpoint_is_served_by_the_lane_with_the_stacks_e
         assert dict(stack_hit.headers) == dict(lane_hit.headers), url
 
 
-def test_a_lane_hit_is_one_round_trip_costs_no_query_and_counts_one_hit_per_cached_value(
-    dashboard, redis_client, django_assert_num_queries
+def _total_commands(redis_client) -> int:
+    return int(redis_client.info("stats")["total_commands_processed"])
+
+
+def test_a_lane_hit_reads_redis_once_then_not_at_all_costs_no_query_and_counts_one_hit_per_cached_value(
+    dashboard, redis_client, django_assert_num_queries, monkeypatch
 ):
+    from stats import near
+
+    monkeypatch.setattr(near, "CONFIRM_SECONDS", 3600.0)  # no liveness PING between the requests
     url = _urls(dashboard)[0]
-    dashboard.client.get(url)
+    dashboard.client.get(url)  # the miss: the stack computes and stores
     hits = metric("dashboard_cache_hit_total", query_type="stats")
     authz_hits = metric("dashboard_cache_hit_total", query_type="authz")
     before = _calls(redis_client)
     with django_assert_num_queries(0):
         response, lane = _get(dashboard.client, redis_client, url)
     assert (response.status_code, lane) == (200, True)
-    assert _calls(redis_client) == {"evalsha": before["evalsha"] + 1, "mget": before["mget"]}
+    # New to this process's tracked copies: one script call reads the session and the value,
+    # a second the principal the session names.
+    assert _calls(redis_client) == {"evalsha": before["evalsha"] + 2, "mget": before["mget"]}
     assert metric("dashboard_cache_hit_total", query_type="stats") == hits + 1
     assert metric("dashboard_cache_hit_total", query_type="authz") == authz_hits + 1
+
+    commands = _total_commands(redis_client)
+    with django_assert_num_queries(0):
+        again, lane = _get(dashboard.client, redis_client, url)
+    assert (again.status_code, lane) == (200, True)
+    assert again.content == response.content
+    # Session, principal and value all come from the copies: Redis sees only our INFO call.
+    assert _total_commands(redis_client) == commands + 1
+    assert metric("dashboard_cache_hit_total", query_type="stats") == hits + 2
+
+
+def test_with_the_near_cache_off_every_lane_hit_is_one_round_trip(dashboard, redis_client, settings):
+    settings.CACHE_NEAR_MAX_MB = 0
+    url = _urls(dashboard)[0]
+    dashboard.client.get(url)
+    for _ in range(2):
+        before = _calls(redis_client)
+        response, lane = _get(dashboard.client, redis_client, url)
+        assert (response.status_code, lane) == (200, True)
+        assert _calls(redis_client) == {"evalsha": before["evalsha"] + 1, "mget": before["mget"]}
 
 
 def _http_samples() -> dict[tuple, float]:
@@ -261,24 +291,31 @@ def _lane_connections(redis_client) -> list[int]:
     return [int(c["id"]) for c in redis_client.client_list() if int(c["db"]) == db and int(c["id"]) != own]
 
 
-def test_a_pooled_connection_killed_by_the_server_is_reconnected_without_an_error(dashboard, redis_client):
+@pytest.mark.parametrize("near_mb", [32, 0], ids=["tracked-copies", "round-trip"])
+def test_a_connection_killed_by_the_server_is_reconnected_without_an_error(dashboard, redis_client, settings, near_mb):
+    settings.CACHE_NEAR_MAX_MB = near_mb
     url = _urls(dashboard)[0]
     dashboard.client.get(url)
     _, lane = _get(dashboard.client, redis_client, url)
     assert lane is True
     killed = _lane_connections(redis_client)
-    assert killed  # the lane's pooled connection, among others
+    assert killed  # the lane's connection, among others
     for client_id in killed:
         redis_client.client_kill_filter(_id=client_id)
     errors = metric("dashboard_cache_error_total", operation="get")
+    before = _calls(redis_client)["evalsha"]
 
     response, lane = _get(dashboard.client, redis_client, url)
 
     assert (response.status_code, lane) == (200, True)
     assert metric("dashboard_cache_error_total", operation="get") == errors
+    # Nothing read on the dead connection is trusted: the new one reads again (with copies:
+    # session and value, then the principal).
+    assert _calls(redis_client)["evalsha"] == before + (2 if near_mb else 1)
 
 
-def test_the_lane_loads_its_script_again_after_redis_forgot_it(dashboard, redis_client):
+def test_the_lane_loads_its_script_again_after_redis_forgot_it(dashboard, redis_client, settings):
+    settings.CACHE_NEAR_MAX_MB = 0
     url = _urls(dashboard)[0]
     first = dashboard.client.get(url)
     redis_client.script_flush()
@@ -291,3 +328,23 @@ def test_the_lane_loads_its_script_again_after_redis_forgot_it(dashboard, redis_
     _, lane = _get(dashboard.client, redis_client, url)
     assert lane is True
     assert _calls(redis_client)["evalsha"] == before + 1  # EVAL cached it: back to EVALSHA
+
+
+def test_the_tracked_copies_load_their_script_again_after_redis_forgot_it(dashboard, redis_client):
+    url = _urls(dashboard)[0]
+    first = dashboard.client.get(url)
+    _get(dashboard.client, redis_client, url)  # copies taken
+    redis_client.script_flush()
+    key = f"dashboard:stats:org:{dashboard.org_a.id}"
+    redis_client.set(key, redis_client.get(key), keepttl=True)  # same bytes, but a change: a push
+    errors = metric("dashboard_cache_error_total", operation="get")
+    before = _calls(redis_client)["evalsha"]
+
+    response, lane = _get(dashboard.client, redis_client, url)
+
+    assert (response.status_code, lane) == (200, True)
+    assert response.content == first.content
+    assert metric("dashboard_cache_error_total", operation="get") == errors
+    assert _calls(redis_client)["evalsha"] == before + 2  # NOSCRIPT, then the loaded script
+
+

@@ -158,7 +158,10 @@ def _calls_for_one_cached_read(client, redis_client, url: str) -> dict[str, int]
     return {name: after[name] - before[name] for name in before}
 
 
-def test_a_cached_read_is_one_redis_round_trip_on_the_fast_path(dashboard, redis_client):
+def test_without_tracked_copies_a_cached_read_is_one_redis_round_trip_on_the_fast_path(
+    dashboard, redis_client, settings
+):
+    settings.CACHE_NEAR_MAX_MB = 0
     # One EVALSHA; inside it, three GETs: session, the principal it names, the value.
     calls = _calls_for_one_cached_read(dashboard.client, redis_client, f"/api/orgs/{dashboard.org_a.id}/stats")
     assert calls == {"get": 3, "mget": 0, "evalsha": 1, "eval": 0}
