@@ -24,9 +24,9 @@ elif VARIANT == "session-only-middleware":
 elif VARIANT == "signed-cookie-sessions":
     SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"
 elif VARIANT == "no-redis-round-trip":
-    # An upper bound, not a design: lane reads answered from process memory after the first, so
-    # the difference to the baseline is what the one Redis round trip costs a hit. Not correct
-    # (never invalidated); measured only to say how far any Redis-backed hit can get.
+    # An upper bound, not a design: lane reads answered from a plain dict after the first, so
+    # the difference to the baseline is what keeping the tracked copies exact costs a hit (the
+    # socket check for pushes, the lock). Not correct (never invalidated).
     MIDDLEWARE = ["bench.variant_settings.memoized_lane_reads", *MIDDLEWARE]
 elif VARIANT != "baseline":
     raise ValueError(f"unknown BENCH_VARIANT {VARIANT!r}")

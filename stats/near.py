@@ -37,7 +37,8 @@ from collections.abc import Callable, Iterable
 
 from prometheus_client import Counter
 from redis.connection import AbstractConnection
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
 
 NEAR_CACHE = Counter(
     "dashboard_cache_near_total",
@@ -76,8 +77,16 @@ _ABSENT_SIZE = 64  # what an absent key's entry is counted as, against the size 
 class NearCache:
     """One tracked connection and what was read on it. Thread-safe; one per process and pool."""
 
-    def __init__(self, make_connection: Callable[[], AbstractConnection], max_bytes: int) -> None:
+    def __init__(
+        self,
+        make_connection: Callable[[], AbstractConnection],
+        max_bytes: int,
+        *,
+        round_trip: Callable[[float], None] = lambda seconds: None,
+    ) -> None:
+        """`round_trip` is told the duration of every Redis round trip (fetch or PING)."""
         self._make_connection = make_connection
+        self._round_trip = round_trip
         self._max_bytes = max_bytes
         self._lock = threading.Lock()
         self._pid = os.getpid()
@@ -154,7 +163,7 @@ class NearCache:
                 message = connection.read_response(push_request=True)
                 if not (isinstance(message, list) and message and message[0] in (b"invalidate", "invalidate")):
                     raise ResponseError(f"unexpected data on the tracked connection: {message!r:.80}")
-        except ConnectionError:  # the server closed it (restart, CLIENT KILL, idle timeout)
+        except RedisConnectionError:  # the server closed it (restart, CLIENT KILL, idle timeout)
             connection.disconnect()
             connection.connect()  # tracking on again, every copy dropped (`_on_connect`)
         if time.monotonic() - self._confirmed_at > CONFIRM_SECONDS:
@@ -163,6 +172,7 @@ class NearCache:
             if connection.read_response() not in (b"PONG", "PONG"):  # pushes before it: applied
                 raise ResponseError("no PONG on the tracked connection")
             self._confirmed_at = confirming
+            self._round_trip(time.monotonic() - confirming)
         return connection
 
     def _on_connect(self, connection: AbstractConnection) -> None:
@@ -177,6 +187,7 @@ class NearCache:
         sent_at = time.monotonic()
         reply = self._run(connection, keys)
         self._confirmed_at = sent_at
+        self._round_trip(time.monotonic() - sent_at)
         _FETCHED.inc(len(keys))
         values: dict[str, bytes | None] = {}
         for index, key in enumerate(keys):

@@ -346,5 +346,3 @@ def test_the_tracked_copies_load_their_script_again_after_redis_forgot_it(dashbo
     assert response.content == first.content
     assert metric("dashboard_cache_error_total", operation="get") == errors
     assert _calls(redis_client)["evalsha"] == before + 2  # NOSCRIPT, then the loaded script
-
-

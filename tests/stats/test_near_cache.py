@@ -195,3 +195,31 @@ def test_the_copies_stay_within_their_size_bound(redis_client, settings):
     assert len(copies) == 1  # a, then b: 1,200 bytes do not fit in 1,000
     assert metric("dashboard_cache_near_flushes_total", reason="full") == full + 1
     copies.clear()
+
+
+def test_signing_out_in_this_process_drops_the_sessions_copy_at_once(dashboard, redis_client, warm):
+    from django.test import Client
+
+    cookie = dashboard.client.cookies["sessionid"].value
+    forgotten = metric("dashboard_cache_near_total", outcome="forgotten")
+
+    dashboard.client.logout()
+
+    assert metric("dashboard_cache_near_total", outcome="forgotten") == forgotten + 1
+    replay = Client()
+    replay.cookies["sessionid"] = cookie
+    response, lane = _get(replay, redis_client, _stats_url(dashboard))
+    assert (response.status_code, lane) == (401, False)
+
+
+def test_only_round_trips_are_timed_so_copy_hits_do_not_dilute_the_latency_alert(dashboard, redis_client, warm):
+    timed = metric("dashboard_cache_latency_seconds_count", operation="get")
+
+    _, lane = _get(dashboard.client, redis_client, _stats_url(dashboard))
+    assert lane is True
+    assert metric("dashboard_cache_latency_seconds_count", operation="get") == timed  # a copy: no timing
+
+    redis_client.set(_stats_key(dashboard), warm.content, keepttl=True)  # a push: the next read fetches
+    _, lane = _get(dashboard.client, redis_client, _stats_url(dashboard))
+    assert lane is True
+    assert metric("dashboard_cache_latency_seconds_count", operation="get") == timed + 1
