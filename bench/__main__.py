@@ -61,6 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     common.save("machine", {"profile": args.profile, "tool": tool, **common.machine()})
     for name in chosen:
         print(f"\n#### scenario {name} ({args.profile} profile)", flush=True)
+        dataset.vacuum_updated()
         module = __import__(f"bench.{name}", fromlist=["run"])
         module.run(profile=profile, tool=tool, workers=args.workers)
     print(f"\nbench finished in {time.perf_counter() - started:.0f}s; results in bench/results/", flush=True)
