@@ -120,6 +120,13 @@ def serve(
     try:
         _wait_ready(server, ready_path)
         yield server
+    except BaseException:
+        # The server's own account of a failed run outlives its work directory.
+        env.RESULTS_DIR.mkdir(exist_ok=True)
+        kept = env.RESULTS_DIR / f"server-{name}.log"
+        shutil.copyfile(log_path, kept)
+        print(f"   {name} failed; its log: {kept}", flush=True)
+        raise
     finally:
         _stop(process)
         shutil.rmtree(workdir, ignore_errors=True)
