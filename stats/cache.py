@@ -552,12 +552,15 @@ def _near_cache(client) -> NearCache | None:
     return near
 
 
-def near_forget(keys: Iterable[str]) -> None:
-    """Drop this process's copies of keys it has just written or deleted: their invalidation
-    push is on its way, this makes the change visible here without waiting for it."""
+def near_forget(keys: Iterable[str] = (), *, org_id: str | None = None) -> None:
+    """Drop this process's copies of keys it has just written or deleted (and, with `org_id`,
+    of every key of that organization): their invalidation push is on its way, this makes the
+    change visible here without waiting for it."""
     keys = list(keys)
     for near in list(_near_caches.values()):
         near.forget(keys)
+        if org_id is not None:
+            near.forget_matching(f":org:{org_id}")
 
 
 _hit_counters: dict[str, object] = {}
@@ -747,8 +750,7 @@ def invalidate_org(org_id: uuid.UUID | str, *, sweep: bool = False) -> int | Non
     except CacheUnavailable:
         return None
     finally:
-        for near in list(_near_caches.values()):
-            near.forget_matching(f":org:{org}")
+        near_forget(org_id=org)
     CACHE_INVALIDATION_SECONDS.labels(scope).observe(time.perf_counter() - started)
     CACHE_INVALIDATIONS.labels(scope).inc()
     CACHE_KEYS_DELETED.inc(deleted)

@@ -148,8 +148,7 @@ class NearCache:
         """The tracked connection, with every push that has arrived applied."""
         if self._pid != os.getpid():  # a forked child: the socket is the parent's
             self._connection = None
-            self._entries.clear()
-            self._bytes = 0
+            self._clear()
             self._pid = os.getpid()
         connection = self._connection
         if connection is None:
@@ -245,5 +244,8 @@ class NearCache:
             self._connection = None
         if self._entries:
             NEAR_CACHE_FLUSHES.labels(reason).inc()
+        self._clear()
+
+    def _clear(self) -> None:
         self._entries.clear()
         self._bytes = 0
