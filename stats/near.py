@@ -146,9 +146,8 @@ class NearCache:
     # -- the connection ---------------------------------------------------------------------
     def _synced(self) -> AbstractConnection:
         """The tracked connection, with every push that has arrived applied."""
-        if self._pid != os.getpid():  # a forked child: the socket is the parent's
-            self._connection = None
-            self._clear()
+        if self._pid != os.getpid():  # a forked child: the socket is the parent's; the new
+            self._connection = None  # connection's `_on_connect` drops the parent's copies
             self._pid = os.getpid()
         connection = self._connection
         if connection is None:
