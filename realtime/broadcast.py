@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 from django.db import DatabaseError, transaction
 from prometheus_client import Counter, Histogram
@@ -41,6 +42,41 @@ GROUP_MESSAGE_TYPE = "dashboard.events"
 # A hung channel layer must not hold an ingestion request for long.
 SEND_TIMEOUT_SECONDS = 1.0
 _GROUP_NAME_OK = re.compile(r"^[A-Za-z0-9._-]{1,99}$")
+
+
+class _SendLoop:
+    """One event loop per process, on its own thread, that every send of this process runs on.
+
+    `async_to_sync` from a thread without a loop (a gunicorn worker) runs each call on a new
+    loop, and channels_redis keeps its connections per loop: every send paid a new Redis
+    connection. Under daphne it ran on the server's own loop, behind the requests and frames
+    that loop was serving. Here the connections stay open and the loop does nothing else.
+    A forked child starts its own (a thread does not survive a fork).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._pid = 0
+
+    def run(self, coroutine: Coroutine[object, object, None], timeout: float) -> None:
+        future = asyncio.run_coroutine_threadsafe(coroutine, self._get())
+        try:
+            future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise
+
+    def _get(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            if self._loop is None or self._pid != os.getpid():
+                loop = asyncio.new_event_loop()
+                threading.Thread(target=loop.run_forever, name="channel-layer-send", daemon=True).start()
+                self._loop, self._pid = loop, os.getpid()
+            return self._loop
+
+
+_SEND_LOOP = _SendLoop()
 
 
 def group_name(org_id: uuid.UUID | str) -> str:
@@ -99,7 +135,8 @@ def _send(org_id: uuid.UUID, events: list[Event]) -> None:
         await asyncio.wait_for(layer.group_send(group_name(org_id), message), SEND_TIMEOUT_SECONDS)
 
     try:
-        async_to_sync(send)()
+        # The outer bound only matters if the loop itself is stuck; wait_for bounds the send.
+        _SEND_LOOP.run(send(), SEND_TIMEOUT_SECONDS + 1.0)
     except Exception as exc:  # the channel layer's failures (Redis down, timeouts) stop here
         BROADCAST_ERRORS.labels("send").inc()
         logger.error("Broadcast to org %s failed: %r", org_id, exc)

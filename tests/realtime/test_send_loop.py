@@ -1,0 +1,78 @@
+"""The channel-layer sends of a process run on one long-lived event loop, so their Redis
+connections stay open (a gunicorn worker made a new connection for every send before)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+
+import pytest
+import redis
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+
+from realtime import broadcast, events
+from realtime.events import EventType
+from tests.conftest import metric
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def subscriber():
+    """A channel in an organization's group, and a way to read what reached it."""
+    layer = get_channel_layer()
+    org_id = uuid.uuid4()
+
+    async def join() -> str:
+        channel = await layer.new_channel()
+        await layer.group_add(broadcast.group_name(org_id), channel)
+        return channel
+
+    channel = async_to_sync(join)()
+
+    def received(count: int) -> list[dict]:
+        async def read() -> list[dict]:
+            return [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(count)]
+
+        return async_to_sync(read)()
+
+    return org_id, received
+
+
+def _event(org_id: uuid.UUID, n: int) -> events.Event:
+    return events.Event(EventType.READING, org_id, None, {"n": n})
+
+
+def _connections_received() -> int:
+    host = get_channel_layer().hosts[0]["address"]
+    return redis.Redis.from_url(host).info("stats")["total_connections_received"]
+
+
+def test_sends_from_a_thread_without_an_event_loop_share_one_redis_connection(subscriber):
+    org_id, received = subscriber
+    broadcast.emit([_event(org_id, 0)])  # the process's send loop connects, if it had not yet
+    before = _connections_received()
+    for n in range(1, 6):
+        broadcast.emit([_event(org_id, n)])
+    # one connection for the INFO itself; the five sends opened none
+    assert _connections_received() - before == 1
+    assert [m["events"][0]["data"]["n"] for m in received(6)] == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_forked_child_sends_on_its_own_loop(subscriber):
+    org_id, received = subscriber
+    broadcast.emit([_event(org_id, 1)])  # the parent's loop exists; its thread is not inherited
+    errors = metric("dashboard_broadcast_errors_total", stage="send")
+    pid = os.fork()
+    if pid == 0:
+        failed = True
+        try:
+            broadcast.emit([_event(org_id, 2)])
+            failed = metric("dashboard_broadcast_errors_total", stage="send") != errors
+        finally:
+            os._exit(1 if failed else 0)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert [m["events"][0]["data"]["n"] for m in received(2)] == [1, 2]
