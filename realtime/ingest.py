@@ -188,27 +188,28 @@ def organization_for_secret(secret: str) -> Organization | None:
 
 
 def ingest_uplink(*, org: Organization, uplink: Uplink) -> IngestResult:
-    device = Device.objects.filter(dev_eui=uplink.dev_eui).only("id", "organization_id", "unit_id").first()
-    if device is None:
-        raise IngestError(404, "unknown device", devEui=uplink.dev_eui)
-    if device.organization_id != org.id:
-        raise IngestError(403, "device belongs to another organization", devEui=uplink.dev_eui)
-    if device.unit_id is None:
-        raise IngestError(422, "device is not assigned to a unit", devEui=uplink.dev_eui)
     try:
         with transaction.atomic():
-            return _apply(uplink, device.id)
+            return _apply(org, uplink)
     except IntegrityError:
         # Two deliveries of one uplink raced; the other one stored it.
         INGEST.labels("duplicate").inc()
-        unit = Unit.objects.get(id=device.unit_id)
+        unit = Unit.objects.get(devices__dev_eui=uplink.dev_eui)
         return IngestResult(True, None, str(unit.id), unit.status, [])
 
 
-def _apply(uplink: Uplink, device_id: int) -> IngestResult:
-    # Lock the device then its unit: uplinks of one unit apply one at a time, in order.
-    device = Device.objects.select_for_update().get(id=device_id)
-    unit = Unit.objects.select_for_update().get(id=device.unit_id)
+def _apply(org: Organization, uplink: Uplink) -> IngestResult:
+    # One query finds the device and locks it and its unit: uplinks of one unit apply one at a
+    # time, in order. A refusal raises inside the transaction, which has written nothing.
+    device = (
+        Device.objects.select_related("unit")
+        .select_for_update()
+        .filter(dev_eui=uplink.dev_eui, organization_id=org.id, unit__organization_id=org.id)
+        .first()
+    )
+    if device is None:
+        raise _refusal(org, uplink.dev_eui)
+    unit = device.unit
     existing = TemperatureReading.objects.filter(uplink_id=uplink.uplink_id).values_list("id", flat=True).first()
     if existing is not None:
         INGEST.labels("duplicate").inc()
@@ -242,6 +243,23 @@ def _apply(uplink: Uplink, device_id: int) -> IngestResult:
     broadcast.emit_on_commit(emitted)
     INGEST.labels("stored").inc()
     return IngestResult(False, reading.id, str(unit.id), unit.status, [str(e.type) for e in emitted])
+
+
+def _refusal(org: Organization, dev_eui: str) -> IngestError:
+    """Why the device cannot report for `org` (a second query, on refusals only)."""
+    device = (
+        Device.objects.filter(dev_eui=dev_eui)
+        .select_related("unit")
+        .only("organization_id", "unit__organization_id")
+        .first()
+    )
+    if device is None:
+        return IngestError(404, "unknown device", devEui=dev_eui)
+    if device.organization_id != org.id:
+        return IngestError(403, "device belongs to another organization", devEui=dev_eui)
+    if device.unit is None:
+        return IngestError(422, "device is not assigned to a unit", devEui=dev_eui)
+    return IngestError(422, "device is assigned to another organization's unit", devEui=dev_eui)
 
 
 def _unresolved_alert(unit: Unit) -> Alert | None:

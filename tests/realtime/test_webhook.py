@@ -64,11 +64,16 @@ def _cases(site) -> list[tuple[str, dict, int, str]]:
     no_temp = uplink(dev)
     no_temp["uplink_message"]["decoded_payload"] = {"battery": 3.1}
     nan = json.dumps(uplink(dev, 1.0)).replace("1.0", "NaN", 1)
+    unassigned = Device.objects.create(organization=site.org, dev_eui="00000000000000AA")
+    # Assigned by mistake to another organization's unit: its readings must not land there.
+    misassigned = Device.objects.create(organization=site.org, unit=site.other_device.unit, dev_eui="00000000000000BB")
     return [
         ("bad secret", {"body": uplink(dev), "secret": "nope"}, 401, "X-Webhook-Secret"),
         ("no secret", {"body": uplink(dev), "secret": ""}, 401, "X-Webhook-Secret"),
         ("unknown device", {"body": uplink("FFFFFFFFFFFFFFFF")}, 404, "unknown device"),
         ("other org's device", {"body": uplink(site.other_device.dev_eui)}, 403, "another organization"),
+        ("unassigned device", {"body": uplink(unassigned.dev_eui)}, 422, "not assigned to a unit"),
+        ("device on another org's unit", {"body": uplink(misassigned.dev_eui)}, 422, "another organization's unit"),
         ("malformed JSON", {"body": None, "raw": b'{"end_device_ids": '}, 400, "not valid JSON"),
         ("JSON array", {"body": [1, 2]}, 400, "JSON object"),
         ("missing temperature", {"body": no_temp}, 422, "no temperature"),
@@ -99,3 +104,18 @@ def test_a_timestamp_far_from_now_is_rejected(site, post):
     response = post(uplink(site.devices[0].dev_eui, at=timezone.now() + minutes(60)))
     assert response.status_code == 422
     assert TemperatureReading.objects.count() == 0
+
+
+def test_an_uplink_reads_and_locks_its_device_and_unit_in_one_query(site, post):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        assert post(uplink(site.devices[0].dev_eui, 4.0)).status_code == 200
+    selects = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("SELECT")]
+    device_reads = [sql for sql in selects if 'FROM "stats_device"' in sql]
+    assert len(device_reads) == 1, device_reads
+    assert 'JOIN "stats_unit"' in device_reads[0]
+    if connection.features.has_select_for_update:
+        assert device_reads[0].rstrip().endswith("FOR UPDATE")
+    assert not [sql for sql in selects if 'FROM "stats_unit"' in sql]
