@@ -4,7 +4,8 @@
         --cookie S --samples 300
 
 Phase 1: WebSocket subscribers on daphne A and daphne B (another instance sharing Redis) for one
-organization. An uplink is POSTed to A; we time POST-sent -> the `reading` (or `unitUpdate`)
+organization. They stand for open dashboards, so first every unit's trend is loaded once, as the
+page does: each reading's trend is then cached and is recomputed before its event is sent. An uplink is POSTed to A; we time POST-sent -> the `reading` (or `unitUpdate`)
 message for that unit and temperature on each socket. Then the same with the uplink POSTed to
 gunicorn (the recommended HTTP server), received on A.
 Phase 2: a unit is toggled out of range and back; after each POST to gunicorn we poll
@@ -141,9 +142,20 @@ async def phase_stats(args, org: common.Org, f_cnt: int) -> dict:
     return {**summarize(latencies, 1.0), "staleAnswersAfterAck": stale_after_ack, "polls": polls}
 
 
+async def open_dashboard(args, org: common.Org) -> None:
+    """Load every unit's trend once, as the dashboard page does: the trends are then cached."""
+    reader = Connection("127.0.0.1", args.gunicorn, headers={"Cookie": f"sessionid={args.cookie}"})
+    for unit in org.units:
+        response = await reader.request("GET", f"/api/orgs/{org.id}/units/{unit}/trends")
+        if response.status != 200:
+            raise RuntimeError(f"trend refused: {response.status} {response.body[:200]!r}")
+    reader.close()
+
+
 async def run(args) -> dict:
     with open(args.org_file) as handle:
         org = common.orgs_from_json(handle.read())[0]
+    await open_dashboard(args, org)
     _, queue_a = await subscribe(args.daphne_a, org.id, args.cookie)
     _, queue_b = await subscribe(args.daphne_b, org.id, args.cookie)
     f_cnt = args.f_cnt_base
