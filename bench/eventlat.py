@@ -5,8 +5,9 @@
 
 Phase 1: WebSocket subscribers on daphne A and daphne B (another instance sharing Redis) for one
 organization. They stand for open dashboards, so first every unit's trend is loaded once, as the
-page does: each reading's trend is then cached and is recomputed before its event is sent. An uplink is POSTed to A; we time POST-sent -> the `reading` (or `unitUpdate`)
-message for that unit and temperature on each socket. Then the same with the uplink POSTed to
+page does: each reading's trend is then cached and is recomputed before its event is sent. An
+uplink is POSTed to A; we time POST-sent -> the `reading` (or `unitUpdate`) message for that unit
+and temperature on each socket. Then the same with the uplink POSTed to
 gunicorn (the recommended HTTP server), received on A.
 Phase 2: a unit is toggled out of range and back; after each POST to gunicorn we poll
 GET /api/orgs/<id>/stats on gunicorn until unitCounts.warning shows the change, timing
