@@ -99,13 +99,17 @@ def emit(events: Sequence[Event]) -> None:
     for event in events:
         by_org.setdefault(event.org_id, []).append(event)
     for org_id, org_events in by_org.items():
-        keys = [key for event in org_events for key in event.cache_keys()]
-        deleted = cache.invalidate_keys_present(keys)
-        if deleted is None:
+        if any(event.whole_organization for event in org_events):
+            failed = cache.invalidate_org(org_id) is None  # covers every key the others name
+        else:
+            keys = [key for event in org_events for key in event.cache_keys()]
+            deleted = cache.invalidate_keys_present(keys)
+            failed = deleted is None
+            if deleted is not None:
+                _refresh(org_events, set(deleted))
+        if failed:
             BROADCAST_ERRORS.labels("invalidate").inc()
             logger.error("Invalidation failed for org %s; sending events anyway (TTL bounds staleness)", org_id)
-        else:
-            _refresh(org_events, set(deleted))
         _send(org_id, org_events)
     EMIT_SECONDS.observe(time.perf_counter() - started)
 

@@ -25,6 +25,9 @@ class EventType(StrEnum):
     ALERT_ESCALATED = "alertEscalated"
     ALERT_RESOLVED = "alertResolved"
     DEVICE_STATUS_CHANGE = "deviceStatusChange"
+    # Units, devices, sites, readings or alerts were edited outside the event path (the admin):
+    # every key of the organization is invalidated, and dashboards reload everything.
+    ORG_CHANGED = "orgChanged"
 
 
 _ALERT_EVENTS = {
@@ -42,8 +45,15 @@ class Event:
     unit_id: uuid.UUID | None
     data: dict[str, object] = field(default_factory=dict)
 
+    @property
+    def whole_organization(self) -> bool:
+        """Invalidates every key of its organization (`cache.invalidate_org`), not named keys."""
+        return self.type is EventType.ORG_CHANGED
+
     def cache_keys(self) -> list[str]:
         org, unit = self.org_id, self.unit_id
+        if self.whole_organization:
+            return []
         if self.type is EventType.READING:
             return [cache_key(QueryType.TEMPERATURE_TRENDS, org, unit)] if unit else []
         if self.type is EventType.UNIT_UPDATE:
@@ -117,6 +127,10 @@ def alert_event(event_type: EventType, alert: Alert) -> Event:
             "triggeredAt": iso(alert.triggered_at),
         },
     )
+
+
+def org_changed(org_id: uuid.UUID) -> Event:
+    return Event(EventType.ORG_CHANGED, org_id, None, {})
 
 
 def device_status_change(device: Device) -> Event:

@@ -1,12 +1,48 @@
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import admin, messages
+from django.db import models, transaction
 from django.db.models import QuerySet
+from django.forms import ModelForm
 from django.http import HttpRequest
 
 from . import services
 from .admin_inspector import CacheInspectorMixin
 from .models import Alert, Device, Membership, Organization, Site, TemperatureReading, Unit
+from .signals import organization_edited
+
+
+class AnnouncingAdmin(admin.ModelAdmin):
+    """An edit or deletion made here changes what dashboards show in a way no event describes
+    (a unit's thresholds or name, a device moved, a reading deleted): once it commits, every
+    organization it touched (the one it left, when moved) is told through `organization_edited`,
+    which invalidates all of the organization's keys and asks its open dashboards to resync."""
+
+    def _organizations(self, queryset: QuerySet) -> set[uuid.UUID]:
+        field = "pk" if self.model is Organization else "organization_id"
+        return set(queryset.order_by().values_list(field, flat=True).distinct())
+
+    def _announce(self, org_ids: set[uuid.UUID]) -> None:
+        if org_ids:
+            ids = sorted(org_ids, key=str)
+            transaction.on_commit(lambda: organization_edited.send(sender=self.model, org_ids=ids))
+
+    def save_model(self, request: HttpRequest, obj: models.Model, form: ModelForm, change: bool) -> None:
+        before = self._organizations(self.model._default_manager.filter(pk=obj.pk)) if change else set()
+        super().save_model(request, obj, form, change)
+        self._announce(before | self._organizations(self.model._default_manager.filter(pk=obj.pk)))
+
+    def delete_model(self, request: HttpRequest, obj: models.Model) -> None:
+        org_ids = self._organizations(self.model._default_manager.filter(pk=obj.pk))
+        super().delete_model(request, obj)
+        self._announce(org_ids)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet) -> None:
+        org_ids = self._organizations(queryset)
+        super().delete_queryset(request, queryset)
+        self._announce(org_ids)
 
 
 class MembershipInline(admin.TabularInline):
@@ -16,7 +52,7 @@ class MembershipInline(admin.TabularInline):
 
 
 @admin.register(Organization)
-class OrganizationAdmin(CacheInspectorMixin, admin.ModelAdmin):
+class OrganizationAdmin(CacheInspectorMixin, AnnouncingAdmin):
     list_display = ["name", "slug", "timezone", "created_at"]
     search_fields = ["name", "slug"]
     prepopulated_fields = {"slug": ["name"]}
@@ -43,27 +79,27 @@ class MembershipAdmin(admin.ModelAdmin):
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
+class SiteAdmin(AnnouncingAdmin):
     list_display = ["name", "organization"]
     list_filter = ["organization"]
 
 
 @admin.register(Unit)
-class UnitAdmin(admin.ModelAdmin):
+class UnitAdmin(AnnouncingAdmin):
     list_display = ["name", "organization", "site", "unit_type", "status", "last_temperature", "last_reading_at"]
     list_filter = ["status", "unit_type", "organization"]
     search_fields = ["name"]
 
 
 @admin.register(Device)
-class DeviceAdmin(admin.ModelAdmin):
+class DeviceAdmin(AnnouncingAdmin):
     list_display = ["dev_eui", "organization", "unit", "online", "last_seen_at", "battery", "rssi"]
     list_filter = ["online", "organization"]
     search_fields = ["dev_eui"]
 
 
 @admin.register(TemperatureReading)
-class TemperatureReadingAdmin(admin.ModelAdmin):
+class TemperatureReadingAdmin(AnnouncingAdmin):
     list_display = ["unit", "temperature", "recorded_at", "received_at", "device"]
     list_filter = ["organization"]
     date_hierarchy = "recorded_at"
@@ -72,7 +108,7 @@ class TemperatureReadingAdmin(admin.ModelAdmin):
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
+class AlertAdmin(AnnouncingAdmin):
     list_display = ["unit", "organization", "severity", "status", "trigger_temperature", "triggered_at"]
     list_filter = ["status", "severity", "organization"]
     raw_id_fields = ["unit", "acknowledged_by", "resolved_by"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 
 from . import cache
 from .cache import QueryType, cache_key
@@ -28,3 +28,9 @@ def site_changed(sender: type, instance: Site, **kwargs: object) -> None:
 def user_changed(sender: type, instance: object, **kwargs: object) -> None:
     keys = [cache.principal_key(instance.pk)]
     transaction.on_commit(lambda: cache.invalidate_keys(keys))
+
+
+organization_edited = Signal()
+"""Sent with `org_ids` once an edit made outside the event path has committed (the admin's
+forms and deletions): units, devices, sites, readings or alerts changed in a way no dashboard
+event describes. `realtime` answers it with an `orgChanged` event."""

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
+from asgiref.sync import async_to_sync
 from django.conf import settings
 from django.core.cache import caches
 from django.test import override_settings
@@ -59,6 +62,35 @@ def _clean_redis(redis_client: redis.Redis) -> Iterator[None]:
     cache.reset_breaker()
     yield
     cache.reset_breaker()
+
+
+@pytest.fixture
+def subscribe() -> Callable[[uuid.UUID], Callable[[int], list[dict]]]:
+    """`subscribe(org_id)` joins a channel to the organization's group, as a dashboard's socket
+    does, and returns `received(count)`: the next `count` group messages (5 s for each)."""
+    from channels.layers import get_channel_layer
+
+    from realtime import broadcast
+
+    layer = get_channel_layer()
+
+    def join(org_id: uuid.UUID) -> Callable[[int], list[dict]]:
+        async def add() -> str:
+            channel = await layer.new_channel()
+            await layer.group_add(broadcast.group_name(org_id), channel)
+            return channel
+
+        channel = async_to_sync(add)()
+
+        def received(count: int) -> list[dict]:
+            async def read() -> list[dict]:
+                return [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(count)]
+
+            return async_to_sync(read)()
+
+        return received
+
+    return join
 
 
 def metric(name: str, **labels: str) -> float:

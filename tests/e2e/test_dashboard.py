@@ -9,6 +9,7 @@ from tests.e2e.helpers import (
     DEMO1_COLD_ROOM,
     DEMO1_FRIDGE,
     LIVE_TIMEOUT_MS,
+    admin_login,
     api,
     expect_page_matches_api,
     login,
@@ -95,6 +96,31 @@ def test_an_alert_created_in_another_tab_appears_here(context, org_ids, server, 
 
     expect(watcher.get_by_test_id("alert-row")).to_have_count(rows - 1, timeout=LIVE_TIMEOUT_MS)
     expect(watcher.get_by_test_id("alerts-unresolved")).to_have_text(str(rows - 1), timeout=LIVE_TIMEOUT_MS)
+
+
+def test_a_unit_renamed_in_the_admin_is_renamed_on_the_open_dashboard(browser, page, org_ids, server):
+    """No dashboard event describes an admin edit: the page follows through `orgChanged`."""
+    org_id = open_dashboard(page, org_ids)
+    expect_page_matches_api(page, org_id, timeout=10_000)
+    freezer = next(u for u in api(page, f"/api/orgs/{org_id}/units")["units"] if u["name"] == "Freezer 2")
+    synced = page.evaluate("document.body.dataset.synced")
+    admin = browser.new_context(base_url=server.url).new_page()
+    try:
+        admin_login(admin, "admin", "admin")
+        admin.goto(f"/admin/stats/unit/{freezer['id']}/change/")
+        admin.fill("#id_name", "Freezer 2 north")
+        admin.click("input[name=_save]")
+        expect(admin.locator(".messagelist")).to_contain_text("was changed successfully")
+
+        cards = page.get_by_test_id("unit-card")
+        expect(cards.filter(has_text="Freezer 2 north")).to_have_count(1, timeout=LIVE_TIMEOUT_MS)
+        expect(cards).to_have_count(len(api(page, f"/api/orgs/{org_id}/units")["units"]))
+        assert page.evaluate("document.body.dataset.synced") != synced  # a resync, not a reload
+        expect_page_matches_api(page, org_id)
+    finally:
+        admin.context.close()
+        restore = f"Unit.objects.filter(pk='{freezer['id']}').update(name='Freezer 2')"
+        server.shell(f"from stats.models import Unit; {restore}")
 
 
 def test_after_a_server_restart_the_page_reconnects_and_shows_what_changed_meanwhile(page, org_ids, server):

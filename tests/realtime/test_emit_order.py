@@ -4,12 +4,15 @@ keys an event refreshes (a reading's trend), already holds the value recomputed 
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 from channels.layers import get_channel_layer
 
 from realtime import broadcast, events
 from realtime.events import EventType
 from stats import cache, selectors, services
+from stats.cache import QueryType, cache_key
 from stats.models import Alert, Unit
 from tests import factories
 
@@ -53,6 +56,7 @@ def _every_event(org) -> list:
             )
         ),
         events.device_status_change(device),
+        events.org_changed(org.id),
     ]
 
 
@@ -75,3 +79,25 @@ def test_every_event_type_is_sent_only_after_its_keys_are_deleted_or_refreshed(s
     assert all(stale == 0 for _, _, stale in seen), seen
     assert all(group == f"org.{org.id}" for group, _, _ in seen)
     assert Alert.objects.count() == 1
+
+
+def test_org_changed_is_sent_only_after_every_key_of_its_organization_is_deleted(monkeypatch, redis_client):
+    org, elsewhere = factories.organization(), factories.organization()
+    unit = factories.unit(org)
+    keys = [cache_key(q, org.id) for q in QueryType if q is not QueryType.TEMPERATURE_TRENDS]
+    keys += [cache_key(q, org.id, unit.id) for q in (QueryType.TEMPERATURE_TRENDS, QueryType.ALERTS_COUNT)]
+    others = [cache_key(QueryType.STATS, elsewhere.id), cache_key(QueryType.STATS, uuid.uuid4())]
+    for key in keys + others:
+        assert cache.set(key, OLD)
+    layer = get_channel_layer()
+    original, seen = layer.group_send, []
+
+    async def group_send(group, message):
+        seen.append((group, [m["type"] for m in message["events"]], redis_client.exists(*keys)))
+        return await original(group, message)
+
+    monkeypatch.setattr(layer, "group_send", group_send)
+    broadcast.emit([events.org_changed(org.id), events.reading(unit, 4.0, unit.last_reading_at)])
+
+    assert seen == [(f"org.{org.id}", ["orgChanged", "reading"], 0)]
+    assert redis_client.mget(others) == [OLD, OLD]

@@ -3,13 +3,11 @@ connections stay open (a gunicorn worker made a new connection for every send be
 
 from __future__ import annotations
 
-import asyncio
 import os
 import uuid
 
 import pytest
 import redis
-from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from realtime import broadcast, events
@@ -20,25 +18,10 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def subscriber():
-    """A channel in an organization's group, and a way to read what reached it."""
-    layer = get_channel_layer()
+def subscriber(subscribe):
+    """An organization's group with a channel in it, and a way to read what reached it."""
     org_id = uuid.uuid4()
-
-    async def join() -> str:
-        channel = await layer.new_channel()
-        await layer.group_add(broadcast.group_name(org_id), channel)
-        return channel
-
-    channel = async_to_sync(join)()
-
-    def received(count: int) -> list[dict]:
-        async def read() -> list[dict]:
-            return [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(count)]
-
-        return async_to_sync(read)()
-
-    return org_id, received
+    return org_id, subscribe(org_id)
 
 
 def _event(org_id: uuid.UUID, n: int) -> events.Event:

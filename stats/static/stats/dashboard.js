@@ -328,6 +328,9 @@
         refresh.devices();
         refresh.stats();
         break;
+      case "orgChanged":
+        resync(); // edited in the admin: units, thresholds or devices may all have changed
+        break;
       default:
         break; // unknown events are ignored, so the server can add new ones first
     }
