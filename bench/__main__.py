@@ -18,14 +18,14 @@ from bench import common, dataset, wrk
 PROFILES: dict[str, dict[str, object]] = {
     "quick": {
         "orgs": 20, "units": 25, "days": 1.0,
-        "duration": 3.0, "warmup": 1.0,
+        "duration": 3.0, "warmup": 1.0, "headlineRounds": 2,
         "realisticSeconds": 75.0, "realisticClients": 40, "pollSeconds": 5.0, "uplinkScale": 1.0,
         "eventSamples": 100,
         "unrelatedKeys": (0, 100_000, 1_000_000), "invalidationRepeats": 15, "stampedeRounds": 5,
     },
     "full": {
         "orgs": 200, "units": 25, "days": 7.0,
-        "duration": 10.0, "warmup": 2.0,
+        "duration": 10.0, "warmup": 2.0, "headlineRounds": 4,
         "realisticSeconds": 120.0, "realisticClients": 400, "pollSeconds": 5.0, "uplinkScale": 1.0,
         "eventSamples": 300,
         "unrelatedKeys": (0, 100_000, 1_000_000), "invalidationRepeats": 41, "stampedeRounds": 20,

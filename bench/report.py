@@ -109,6 +109,50 @@ def render() -> str:
                 ],
             )  # fmt: skip
         )
+        if headline := dashboard.get("headline"):
+            parts.append(
+                "Targets' cells, gunicorn at 50 connections: the floor and the cached stats interleaved"
+                " (order alternating, both servers up); the targets are judged on the medians."
+            )
+            parts.append(
+                _table(
+                    [
+                        "round",
+                        "order",
+                        "floor req/s",
+                        "cached req/s",
+                        "floor P99 ms",
+                        "cached P99 ms",
+                        "cached/floor req/s",
+                        "cached/floor P99",
+                    ],
+                    [
+                        [
+                            r["round"],
+                            r["order"],
+                            r["floorRps"],
+                            r["cachedRps"],
+                            r["floorP99"],
+                            r["cachedP99"],
+                            r["cachedOverFloorRps"],
+                            r["cachedOverFloorP99"],
+                        ]
+                        for r in headline["rounds"]
+                    ]
+                    + [
+                        [
+                            "median",
+                            None,
+                            None,
+                            None,
+                            None,
+                            None,
+                            headline["cachedOverFloorRps"],
+                            headline["cachedOverFloorP99"],
+                        ]
+                    ],
+                )  # fmt: skip
+            )
     if realistic := _load("realistic"):
         parts.append("### 2. Realistic day")
         parts.append(
