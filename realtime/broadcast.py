@@ -100,14 +100,12 @@ def emit(events: Sequence[Event]) -> None:
         by_org.setdefault(event.org_id, []).append(event)
     for org_id, org_events in by_org.items():
         if any(event.whole_organization for event in org_events):
-            failed = cache.invalidate_org(org_id) is None  # covers every key the others name
+            deleted = cache.invalidate_org(org_id)  # covers every key the others name; nothing to refresh
         else:
-            keys = [key for event in org_events for key in event.cache_keys()]
-            deleted = cache.invalidate_keys_present(keys)
-            failed = deleted is None
+            deleted = cache.invalidate_keys_present([key for event in org_events for key in event.cache_keys()])
             if deleted is not None:
                 _refresh(org_events, set(deleted))
-        if failed:
+        if deleted is None:
             BROADCAST_ERRORS.labels("invalidate").inc()
             logger.error("Invalidation failed for org %s; sending events anyway (TTL bounds staleness)", org_id)
         _send(org_id, org_events)

@@ -20,9 +20,11 @@ class AnnouncingAdmin(admin.ModelAdmin):
     organization it touched (the one it left, when moved) is told through `organization_edited`,
     which invalidates all of the organization's keys and asks its open dashboards to resync."""
 
+    def _field(self) -> str:
+        return "pk" if self.model is Organization else "organization_id"
+
     def _organizations(self, queryset: QuerySet) -> set[uuid.UUID]:
-        field = "pk" if self.model is Organization else "organization_id"
-        return set(queryset.order_by().values_list(field, flat=True).distinct())
+        return set(queryset.order_by().values_list(self._field(), flat=True).distinct())
 
     def _announce(self, org_ids: set[uuid.UUID]) -> None:
         if org_ids:
@@ -32,7 +34,7 @@ class AnnouncingAdmin(admin.ModelAdmin):
     def save_model(self, request: HttpRequest, obj: models.Model, form: ModelForm, change: bool) -> None:
         before = self._organizations(self.model._default_manager.filter(pk=obj.pk)) if change else set()
         super().save_model(request, obj, form, change)
-        self._announce(before | self._organizations(self.model._default_manager.filter(pk=obj.pk)))
+        self._announce(before | {getattr(obj, self._field())})
 
     def delete_model(self, request: HttpRequest, obj: models.Model) -> None:
         org_ids = self._organizations(self.model._default_manager.filter(pk=obj.pk))

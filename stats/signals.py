@@ -1,4 +1,5 @@
-"""Invalidate what membership, site and user changes alter, after the transaction commits."""
+"""Invalidate what membership, site and user changes alter, after the transaction commits; and
+the signal by which the admin announces the edits no dashboard event describes."""
 
 from __future__ import annotations
 
