@@ -7,8 +7,9 @@ Phase 1: WebSocket subscribers on daphne A and daphne B (another instance sharin
 organization. They stand for open dashboards, so first every unit's trend is loaded once, as the
 page does: each reading's trend is then cached and is recomputed before its event is sent. An
 uplink is POSTed to A; we time POST-sent -> the `reading` (or `unitUpdate`) message for that unit
-and temperature on each socket. Then the same with the uplink POSTed to
-gunicorn (the recommended HTTP server), received on A.
+and temperature on each socket, and POST-sent -> the POST's 200 (the event is sent before the
+answer, after the commit: the answer bounds the server's part). Then the same with the uplink
+POSTed to gunicorn (the recommended HTTP server), received on A.
 Phase 2: a unit is toggled out of range and back; after each POST to gunicorn we poll
 GET /api/orgs/<id>/stats on gunicorn until unitCounts.warning shows the change, timing
 POST-sent -> first fresh answer, and counting stale answers to requests sent after the POST's 200.
@@ -76,6 +77,7 @@ async def wait_for(queue: asyncio.Queue, unit_id: str, temperature: float) -> fl
 async def phase_ws(args, org: common.Org, post_port: int, receivers: dict[str, asyncio.Queue], f_cnt: int) -> dict:
     conn = Connection("127.0.0.1", post_port, headers={"Content-Type": "application/json"})
     latencies: dict[str, list[float]] = {name: [] for name in receivers}
+    answered: list[float] = []
     lost = dict.fromkeys(receivers, 0)
     units = [k for k in range(len(org.units)) if k % 10 != 9]  # leave the toggled unit alone
     for i in range(args.samples):
@@ -85,6 +87,7 @@ async def phase_ws(args, org: common.Org, post_port: int, receivers: dict[str, a
         body = common.uplink_body(org.devices[k], temperature, f_cnt + i)
         sent = time.perf_counter()
         response = await conn.request("POST", "/api/webhooks/ttn", body=body, headers={"X-Webhook-Secret": org.secret})
+        answered.append(time.perf_counter() - sent)
         if response.status != 200:
             raise RuntimeError(f"uplink refused: {response.status} {response.body[:200]!r}")
         for name, queue in receivers.items():
@@ -95,7 +98,8 @@ async def phase_ws(args, org: common.Org, post_port: int, receivers: dict[str, a
                 latencies[name].append(received - sent)
         await asyncio.sleep(SPACING)
     conn.close()
-    return {name: {**summarize(values, 1.0), "lost": lost[name]} for name, values in latencies.items()}
+    rows = {name: {**summarize(values, 1.0), "lost": lost[name]} for name, values in latencies.items()}
+    return {**rows, "answered": summarize(answered, 1.0)}
 
 
 async def phase_stats(args, org: common.Org, f_cnt: int) -> dict:
@@ -163,7 +167,11 @@ async def run(args) -> dict:
     via_daphne = await phase_ws(args, org, args.daphne_a, {"sameInstance": queue_a, "otherInstance": queue_b}, f_cnt)
     via_gunicorn = await phase_ws(args, org, args.gunicorn, {"gunicornToDaphne": queue_a}, f_cnt + args.samples)
     stats = await phase_stats(args, org, f_cnt + 2 * args.samples)
-    return {**via_daphne, **via_gunicorn, "uplinkToFreshStats": stats}
+    daphne_answered, gunicorn_answered = via_daphne.pop("answered"), via_gunicorn.pop("answered")
+    return {
+        **via_daphne, **via_gunicorn, "uplinkToFreshStats": stats,
+        "daphneAnswered": daphne_answered, "gunicornAnswered": gunicorn_answered,
+    }  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -16,6 +16,16 @@ import time
 from bench import common, env, servers
 from bench.servers import PROJECT_ASGI, PROJECT_WSGI
 
+# The result's rows, in print order: WebSocket rows first (the target), then the rest.
+ROWS = {
+    "sameInstance": "uplink POST to daphne A -> WebSocket on A",
+    "otherInstance": "uplink POST to daphne A -> WebSocket on B (shared Redis)",
+    "gunicornToDaphne": "uplink POST to gunicorn -> WebSocket on daphne A",
+    "uplinkToFreshStats": "uplink POST to gunicorn -> GET stats shows it",
+    "daphneAnswered": "uplink POST to daphne A -> its 200 (server's part)",
+    "gunicornAnswered": "uplink POST to gunicorn -> its 200 (server's part)",
+}
+
 
 def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
     org = common.load_orgs()[0]
@@ -38,12 +48,7 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
         raise RuntimeError(f"bench.eventlat failed:\n{out.stderr[-3000:]}")
     result = json.loads(out.stdout)
     rows = []
-    for key, label in (
-        ("sameInstance", "uplink POST to daphne A -> WebSocket on A"),
-        ("otherInstance", "uplink POST to daphne A -> WebSocket on B (shared Redis)"),
-        ("gunicornToDaphne", "uplink POST to gunicorn -> WebSocket on daphne A"),
-        ("uplinkToFreshStats", "uplink POST to gunicorn -> GET stats shows it"),
-    ):
+    for key, label in ROWS.items():
         r = result[key]
         rows.append([label, r["requests"], r["p50_ms"], r["p95_ms"], r["p99_ms"], r["max_ms"],
                      r.get("lost", r.get("staleAnswersAfterAck"))])  # fmt: skip

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from bench import env
+from bench.events import ROWS
 
 RESULTS_DIR = Path(sys.argv[1]) if len(sys.argv) > 1 else env.RESULTS_DIR
 
@@ -208,12 +209,6 @@ def render() -> str:
         parts.append(f"TTL-expiry bound at 60 s without any event: {_fmt(realistic['ttlExpiryBoundHitRate'])}.")
     if events := _load("events"):
         parts.append("### 3. Event latency")
-        labels = {
-            "sameInstance": "uplink POST to daphne A -> WebSocket on A",
-            "otherInstance": "uplink POST to daphne A -> WebSocket on daphne B (shared Redis)",
-            "gunicornToDaphne": "uplink POST to gunicorn -> WebSocket on daphne A",
-            "uplinkToFreshStats": "uplink POST to gunicorn -> GET /stats shows the change",
-        }
         parts.append(
             _table(
                 ["path", "samples", "P50 ms", "P95 ms", "P99 ms", "max ms", "lost / stale after ack"],
@@ -227,7 +222,8 @@ def render() -> str:
                         events[k]["max_ms"],
                         events[k].get("lost", events[k].get("staleAnswersAfterAck")),
                     ]
-                    for k, label in labels.items()
+                    for k, label in ROWS.items()
+                    if k in events  # results from before a row was added
                 ],
             )  # fmt: skip
         )
