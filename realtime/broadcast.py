@@ -1,5 +1,5 @@
-"""The one emitter: after commit, invalidate what the events change (recomputing the few keys
-events refresh), then push them to browsers.
+"""The one emitter: after commit, invalidate what the events change, push them to browsers, then
+recompute the few keys events refresh (readers of those wait for it).
 
 This module is the channel layer's boundary: its failures are caught, counted and logged here and
 never fail the caller (the reading is already committed; browsers resync on reconnect).
@@ -14,7 +14,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Coroutine, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 
 from channels.layers import get_channel_layer
 from django.db import DatabaseError, transaction
@@ -93,38 +93,46 @@ def emit_on_commit(events: Sequence[Event]) -> None:
 
 
 def emit(events: Sequence[Event]) -> None:
-    """Invalidate every key the events change (one round trip), then send them, per organization."""
+    """Invalidate every key the events change (one round trip), then send them, per organization.
+
+    The few keys events refresh (a reading's trend, when cached) are recomputed after the send,
+    under their single-flight lock, taken before it: a dashboard refetching on the event waits
+    for that one recompute instead of missing, and the event does not wait for it.
+    """
     started = time.perf_counter()
     by_org: dict[uuid.UUID, list[Event]] = {}
     for event in events:
         by_org.setdefault(event.org_id, []).append(event)
     for org_id, org_events in by_org.items():
+        refreshers: dict[str, Callable[[], None]] = {}
         if any(event.whole_organization for event in org_events):
             deleted = cache.invalidate_org(org_id)  # covers every key the others name; nothing to refresh
         else:
             deleted = cache.invalidate_keys_present([key for event in org_events for key in event.cache_keys()])
             if deleted is not None:
-                _refresh(org_events, set(deleted))
+                refreshers = _refreshers(org_events, set(deleted))
         if deleted is None:
             BROADCAST_ERRORS.labels("invalidate").inc()
             logger.error("Invalidation failed for org %s; sending events anyway (TTL bounds staleness)", org_id)
-        _send(org_id, org_events)
+        with cache.filling(refreshers):
+            _send(org_id, org_events)
+            _refresh(refreshers)
     EMIT_SECONDS.observe(time.perf_counter() - started)
 
 
-def _refresh(events: list[Event], deleted: set[str]) -> None:
-    """Recompute the refreshable keys the invalidation deleted (each once); a failure leaves
-    the key deleted, i.e. the next reader's miss, and never stops the send."""
-    done: set[str] = set()
-    for event in events:
-        for key, refresh in event.refreshers().items():
-            if key in deleted and key not in done:
-                done.add(key)
-                try:
-                    refresh()
-                except (DatabaseError, services.UnitNotFound) as exc:
-                    BROADCAST_ERRORS.labels("refresh").inc()
-                    logger.error("Refresh of %s failed: %r", key, exc)
+def _refreshers(events: list[Event], deleted: set[str]) -> dict[str, Callable[[], None]]:
+    """The refreshable keys the invalidation deleted, each once: units nobody watches cost nothing."""
+    return {key: refresh for event in events for key, refresh in event.refreshers().items() if key in deleted}
+
+
+def _refresh(refreshers: dict[str, Callable[[], None]]) -> None:
+    """Recompute each key; a failure leaves it deleted, i.e. the next reader's miss."""
+    for key, refresh in refreshers.items():
+        try:
+            refresh()
+        except (DatabaseError, services.UnitNotFound) as exc:
+            BROADCAST_ERRORS.labels("refresh").inc()
+            logger.error("Refresh of %s failed: %r", key, exc)
 
 
 def _send(org_id: uuid.UUID, events: list[Event]) -> None:

@@ -651,6 +651,39 @@ def _fill(key: str, query_type: str, compute: Callable[[], bytes]) -> bytes:
                 pass
 
 
+@contextmanager
+def filling(keys: Iterable[str]) -> Iterator[None]:
+    """Hold the single-flight lock of each of `keys` for the block, which recomputes them
+    (`recompute`): a reader that misses on one meanwhile waits for the block's value, as it
+    would for another reader's, instead of computing its own.
+
+    A key whose lock a reader already holds stays that reader's; the block still recomputes it,
+    and the reader's value, computed before the invalidation, is refused. A failed recompute
+    leaves the key to the waiting readers, who take the lock over once the block releases it."""
+    keys = list(keys)
+    lock_value = uuid.uuid4().hex
+    held: list[str] = []
+    if keys and is_enabled():
+        try:
+            with _redis("lock") as client:
+                pipe = client.pipeline(transaction=False)
+                for key in keys:
+                    pipe.set(_lock_key(key), lock_value, nx=True, px=LOCK_TTL_MS)
+                held = [key for key, took in zip(keys, pipe.execute(), strict=True) if took]
+        except CacheUnavailable:
+            pass
+    try:
+        yield
+    finally:
+        if held:
+            try:
+                with _redis("unlock") as client:
+                    for key in held:
+                        _run_script(client, _RELEASE_LOCK, [_lock_key(key)], [lock_value])
+            except CacheUnavailable:
+                pass
+
+
 def _wait_for_value(client, key: str, lock_value: str) -> tuple[bytes | None, bool]:
     """Poll for the lock holder's value: (value, False), or (None, True) once we took the lock
     over from a holder that finished without storing, or (None, False) at the deadline."""

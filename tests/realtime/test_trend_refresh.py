@@ -1,11 +1,16 @@
-"""A reading refreshes its unit's cached trend before the event is sent, instead of leaving the
-next poll of every open dashboard a miss; units nobody has cached cost nothing."""
+"""A reading refreshes its unit's cached trend once, right after the event is sent, instead of
+leaving the next poll of every open dashboard a miss; a dashboard refetching on the event waits
+for that value; units nobody has cached cost nothing."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
 from datetime import timedelta
 
 import pytest
+from channels.layers import get_channel_layer
 from django.test import Client
 from django.utils import timezone
 
@@ -55,6 +60,54 @@ def test_a_reading_of_a_watched_unit_refreshes_its_trend_and_the_next_poll_is_a_
     assert metric("dashboard_cache_recompute_total", query_type="temperature:trends") == recomputes
     assert [p["temperature"] for p in response.json()["points"]] == [6.0]
     assert 58 <= redis_client.ttl(key) <= 60
+
+
+def test_a_dashboard_refetching_on_the_event_waits_for_the_one_refresh(watched, redis_client, monkeypatch):
+    """The reader misses while the event is being sent (the key is deleted, the emitter holds
+    its lock): it is served the emitter's recompute and computes nothing itself."""
+    unit, client = watched
+    now = timezone.now()
+    factories.reading(unit, 4.0, at=now)
+    client.get(_trends_url(unit))
+    factories.reading(unit, 8.0, at=now)
+    key = cache_key(QueryType.TEMPERATURE_TRENDS, unit.organization_id, unit.id)
+
+    waiting = threading.Event()
+    original_wait = cache._wait_for_value
+
+    def wait_for_value(*args):
+        waiting.set()
+        return original_wait(*args)
+
+    monkeypatch.setattr(cache, "_wait_for_value", wait_for_value)
+    reader_computed, answers = [], []
+
+    def reader() -> None:  # a dashboard's refetch, on its own thread, as in another worker
+        answers.append(cache.read_through(key, lambda: reader_computed.append(1) or b"{}"))
+
+    layer = get_channel_layer()
+    original_send = layer.group_send
+    thread = threading.Thread(target=reader)
+
+    async def group_send(group, message):
+        thread.start()
+        assert await asyncio.to_thread(waiting.wait, 5)  # the reader missed and is waiting
+        return await original_send(group, message)
+
+    monkeypatch.setattr(layer, "group_send", group_send)
+    served = metric("dashboard_cache_singleflight_wait_total", query_type="temperature:trends", outcome="served")
+    recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
+    broadcast.emit([events.reading(unit, 8.0, now)])
+    thread.join(5)
+
+    assert answers == [redis_client.get(key)]
+    assert [p["temperature"] for p in json.loads(answers[0])["points"]] == [6.0]
+    assert reader_computed == []
+    assert metric("dashboard_cache_recompute_total", query_type="temperature:trends") == recomputes + 1
+    assert (
+        metric("dashboard_cache_singleflight_wait_total", query_type="temperature:trends", outcome="served")
+        == served + 1
+    )
 
 
 def test_a_reading_of_a_unit_nobody_cached_computes_nothing(watched, redis_client):
