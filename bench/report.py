@@ -297,6 +297,19 @@ def render() -> str:
         parts.append(f"### py-spy, cached path under gunicorn ({profile['samples']} samples)")
         rows = [[name, round(100 * n / profile["samples"], 1)] for name, n in profile["own"][:15]]
         parts.append(_table(["function (file), own time", "% of samples"], rows))
+    if stages := _load("stages"):
+        cached = "trends cached" if stages["trendsCached"] else "trends uncached"
+        title = f"one gunicorn worker, {stages['uplinks']} uplinks, {cached}"
+        parts.append(f"### Uplink webhook stages (bench/stages.py; {title})")
+        rows = [[name, s["median"], s["p90"], s["p99"]] for name, s in stages["stages"].items()]
+        parts.append(_table(["stage (ms; queries: count)", "median", "P90", "P99"], rows))
+        gc_ms = stages["fullCollectionMs"]
+        parts.append(
+            f"Requests paused by a full garbage collection: {stages['pausedByFullCollection']}. A full collection "
+            f"with the application loaded: {_fmt(gc_ms['frozen']['ms'])} ms with the startup heap frozen (as served; "
+            f"{gc_ms['frozen']['objectsWalked']:,} objects walked), {_fmt(gc_ms['unfrozen']['ms'])} ms unfrozen "
+            f"({gc_ms['unfrozen']['objectsWalked']:,} objects)."
+        )
     return "\n\n".join(parts) + "\n"
 
 
