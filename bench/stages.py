@@ -31,6 +31,7 @@ from pathlib import Path
 from bench import common, env, servers
 from bench.client import Connection
 from bench.eventlat import SPACING, open_dashboard
+from bench.loadgen import percentile
 
 ORDER = ["request (all)", "org lookup", "parse", "transaction body", "commit", "emit (all)", "invalidate",
          "send", "trend refresh", "sql", "queries", "gc2"]  # fmt: skip
@@ -76,10 +77,6 @@ async def _post(port: int, org: common.Org, count: int) -> None:
     conn.close()
 
 
-def _percentile(ordered: list[float], q: float) -> float:
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--uplinks", type=int, default=300)
@@ -97,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     rows, summary = [], {}
     for stage in ORDER:
         values = sorted(r.get(stage, 0.0) for r in requests)
-        cells = {"median": statistics.median(values), "p90": _percentile(values, 0.9), "p99": _percentile(values, 0.99)}
+        cells = {"median": statistics.median(values), "p90": percentile(values, 0.9), "p99": percentile(values, 0.99)}
         summary[stage] = {k: round(v, 3) for k, v in cells.items()}
         rows.append([stage, *(round(v, 2) for v in cells.values())])
     paused = sum(1 for r in requests if "gc2" in r)
