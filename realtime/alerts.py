@@ -43,9 +43,19 @@ def alert_acknowledge(*, org_id: uuid.UUID, alert_id: int, user_id: int) -> Aler
 
 
 def alert_resolve(*, org_id: uuid.UUID, alert_id: int, user_id: int) -> Alert:
-    """Resolve by hand; a unit that was restoring is then back to ok (DESIGN section 3)."""
+    """Resolve by hand; a unit that was restoring is then back to ok (DESIGN section 3).
+
+    Locks the unit before the alert, as an uplink does (its device and unit, then the unit's
+    open alert): in the opposite order the two could wait for each other until PostgreSQL
+    aborted one of them."""
     with transaction.atomic():
+        unit_id = Alert.objects.filter(organization_id=org_id, id=alert_id).values_list("unit_id", flat=True).first()
+        if unit_id is None:
+            raise AlertActionError(404, "alert not found")
+        unit = Unit.objects.select_for_update().get(id=unit_id)
         alert = _locked_alert(org_id, alert_id)
+        if alert.unit_id != unit.id:  # moved to another unit (admin) between the two reads
+            raise AlertActionError(409, "alert changed meanwhile; retry")
         if alert.status == AlertStatus.RESOLVED:
             return alert
         alert.status = AlertStatus.RESOLVED
@@ -53,7 +63,6 @@ def alert_resolve(*, org_id: uuid.UUID, alert_id: int, user_id: int) -> Alert:
         alert.resolved_by_id = user_id
         alert.save(update_fields=["status", "resolved_at", "resolved_by"])
         emitted: list[Event] = [events.alert_event(EventType.ALERT_RESOLVED, alert)]
-        unit = Unit.objects.select_for_update().get(id=alert.unit_id)
         others_open = unit.alerts.filter(status__in=UNRESOLVED_ALERT_STATUSES).exists()
         if unit.status == UnitStatus.RESTORING and not others_open:
             unit.status = UnitStatus.OK
