@@ -82,6 +82,27 @@ def test_the_dashboard_shows_the_api_numbers_and_follows_uplinks_and_alert_actio
     expect_page_matches_api(page, org_id)
 
 
+def test_a_reading_repaints_its_card_from_the_event_and_refetches_only_its_trend(page, org_ids, server, secret):
+    """A reading without a state change: the card's temperature comes from the event itself; the
+    page asks for the unit's trend and not for the units list (one per reading per dashboard)."""
+    org_id = open_dashboard(page, org_ids)
+    expect_page_matches_api(page, org_id, timeout=10_000)
+    room = next(u for u in api(page, f"/api/orgs/{org_id}/units")["units"] if u["name"] == "Cold Room 3")
+    temperature = round((room["tempMin"] + room["tempMax"]) / 2 + 0.3, 1)
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url.split("?")[0]))
+
+    trend_path = f"/api/orgs/{org_id}/units/{room['id']}/trends"
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith(trend_path), timeout=LIVE_TIMEOUT_MS):
+        response = post_uplink(server, dev_eui=DEMO1_COLD_ROOM, temperature=temperature, secret=secret)
+        assert response.status_code == 200, response.text
+        assert response.json()["events"] == ["reading"]
+    card = page.locator(f'[data-unit-id="{room["id"]}"]')
+    expect(card.get_by_test_id("unit-temp")).to_have_text(f"{temperature:.1f} °C", timeout=LIVE_TIMEOUT_MS)
+    assert not [url for url in requested if url.endswith(f"/api/orgs/{org_id}/units")], requested
+    expect_page_matches_api(page, org_id)
+
+
 def test_an_alert_created_in_another_tab_appears_here(context, org_ids, server, secret):
     """Two tabs of one user: an action in one reaches the other through the WebSocket alone."""
     watcher = context.new_page()

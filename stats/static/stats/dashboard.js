@@ -189,6 +189,13 @@
     return true;
   }
 
+  function patchReading(data) {
+    const unit = units.get(data.unitId);
+    if (!unit) return false;
+    const newer = !unit.lastReadingAt || Date.parse(data.recordedAt) >= Date.parse(unit.lastReadingAt);
+    return newer ? patchUnit({ unitId: data.unitId, lastTemperature: data.temperature, lastReadingAt: data.recordedAt }) : true;
+  }
+
   function renderAlerts(body) {
     const tbody = $("alert-list");
     tbody.replaceChildren();
@@ -315,7 +322,10 @@
         if (data.unitId) refresh.trend(data.unitId);
         break;
       case "reading":
-        refresh.units();
+        // The event carries what the card shows of a reading: paint it, no units list request
+        // (every reading of every unit would cost each open dashboard one). A late reading
+        // (older than the unit's latest) does not move the unit, here as on the server.
+        if (!patchReading(data)) refresh.units();
         if (data.unitId) refresh.trend(data.unitId);
         break;
       case "alertCreated":
@@ -327,6 +337,7 @@
       case "deviceStatusChange":
         refresh.devices();
         refresh.stats();
+        refresh.units(); // the card's "n/m online"
         break;
       case "orgChanged":
         resync(); // edited in the admin: units, thresholds or devices may all have changed
