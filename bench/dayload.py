@@ -1,16 +1,22 @@
 """The realistic day's clients, as one separate process: dashboards polling and TTN posting uplinks.
 
-    python -m bench.dayload --orgs-file orgs.json --dash-port P --ingest-port Q --cookie S \
-        --clients 50 --poll 3 --duration 60 --warmup 15 --uplink-rate 83
+    python -m bench.dayload --orgs-file orgs.json --dash-port P --ingest-port Q --ws-port W \
+        --cookie S --clients 50 --poll 3 --duration 60 --warmup 15 --uplink-rate 83
 
 Dashboard client i watches organization i mod N (so 2N clients put two dashboards on every
 organization) and one of its units; every `--poll` seconds it
 loads the dashboard: the five cached endpoints (stats, units/status, alerts/count, devices/online,
-the unit's trends), one after another like the page does. The simulator posts uplinks at
+the unit's trends), one after another like the page does. Each client also holds the page's
+WebSocket (`--ws-port`, daphne) and refetches on every event what `dashboard.js` refetches
+(`REFETCH`; on its own connection, as a browser has several): a reading, the trend of its unit
+(any unit of the organization, the page shows them all); a unit update, the stats, unit status
+and that trend; an alert event, the stats and the alert list; a device status change, the
+device counts, the stats and the units list. The simulator posts uplinks at
 `--uplink-rate` per second, every device in turn (one per unit per minute at the natural rate).
 Excursions: every tenth unit leaves its range for 3 minutes in every 60 (its own phase), which
 drives the state machine through excursion -> restoring -> ok and its invalidations.
-Before the clock starts, every device posts one in-range reading (see preroll). Prints
+Before the clock starts, every device posts one in-range reading and every trend is loaded
+once (see preroll). Prints
 PREROLL_DONE, then one JSON line with what happened after the warm-up.
 """
 
@@ -23,11 +29,27 @@ import random
 import sys
 import time
 
+from websockets.asyncio.client import connect
+
 from bench import common
 from bench.client import Connection
 from bench.loadgen import summarize
 
 UPLINK_SENDERS = 8
+WS_TIMEOUT = 10.0
+
+# What dashboard.js's onEvent fetches for each event type ("{unit}": the event's unit's trend).
+_ALERT = ["/stats", "/alerts"]
+REFETCH = {
+    "reading": ["/units/{unit}/trends"],
+    "unitUpdate": ["/stats", "/units/status", "/units/{unit}/trends"],
+    "alertCreated": _ALERT,
+    "alertAcknowledged": _ALERT,
+    "alertEscalated": _ALERT,
+    "alertResolved": _ALERT,
+    "deviceStatusChange": ["/devices/online", "/stats", "/units"],
+    "orgChanged": ["/stats", "/units", "/alerts"],
+}
 
 
 def _temperature(unit_index: int, low: float, high: float, now: float) -> float:
@@ -42,8 +64,9 @@ def _temperature(unit_index: int, low: float, high: float, now: float) -> float:
 
 
 async def preroll(args: argparse.Namespace, orgs: list[common.Org]) -> None:
-    """One in-range uplink per device before the clock starts: settles the dataset's offline and
-    out-of-range units, whose first readings would otherwise invalidate everything at once."""
+    """Before the clock starts: one in-range uplink per device, which settles the dataset's
+    offline and out-of-range units (their first readings would otherwise invalidate everything
+    at once); then every unit's trend loaded once, as the open pages have them."""
     jobs = [(org, k) for org in orgs for k in range(len(org.units))]
 
     async def sender() -> None:
@@ -57,6 +80,20 @@ async def preroll(args: argparse.Namespace, orgs: list[common.Org]) -> None:
 
     await asyncio.gather(*(sender() for _ in range(UPLINK_SENDERS)))
 
+    # The page loads every unit's trend when it opens (dashboard.js resync): each organization's
+    # trends are then cached, as they are while any dashboard of it is open.
+    trends = [f"/api/orgs/{org.id}/units/{unit}/trends" for org in orgs for unit in org.units]
+
+    async def loader() -> None:
+        conn = Connection("127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"})
+        while trends:
+            response = await conn.request("GET", trends.pop())
+            if response.status != 200:
+                raise RuntimeError(f"trend refused: {response.status} {response.body[:200]!r}")
+        conn.close()
+
+    await asyncio.gather(*(loader() for _ in range(UPLINK_SENDERS)))
+
 
 async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, object]:
     await preroll(args, orgs)
@@ -69,6 +106,38 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
     uplinks: list[float] = []
     uplink_statuses: dict[str, int] = {}
     lag: list[float] = []
+    refetches: list[float] = []  # event received -> its refetches answered
+    events_received = [0]
+
+    async def follow_events(org: common.Org) -> None:
+        """The page's WebSocket: each event's refetches, as dashboard.js does them."""
+        origin = f"http://127.0.0.1:{args.ws_port}"
+        async with connect(
+            f"ws://127.0.0.1:{args.ws_port}/ws/orgs/{org.id}/",
+            origin=origin, additional_headers={"Cookie": f"sessionid={args.cookie}"}, open_timeout=WS_TIMEOUT,
+        ) as ws:  # fmt: skip
+            hello = json.loads(await asyncio.wait_for(ws.recv(), WS_TIMEOUT))
+            if hello.get("type") != "hello":
+                raise RuntimeError(f"unexpected first WebSocket message: {hello}")
+            conn = Connection("127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"})
+            while time.perf_counter() < stop_at:
+                try:
+                    raw = await asyncio.wait_for(ws.recv(), max(0.01, stop_at - time.perf_counter()))
+                except TimeoutError:
+                    break
+                received = time.perf_counter()
+                event = json.loads(raw)  # one event per frame (realtime/consumers.py)
+                unit = (event.get("data") or {}).get("unitId")
+                paths = [p.format(unit=unit) for p in REFETCH.get(event.get("type"), []) if unit or "{" not in p]
+                for path in paths:
+                    response = await conn.request("GET", f"/api/orgs/{org.id}{path}")
+                    if response.status != 200:
+                        load_errors[str(response.status)] = load_errors.get(str(response.status), 0) + 1
+                if received >= measure_from:
+                    events_received[0] += 1
+                    if paths:
+                        refetches.append(time.perf_counter() - received)
+            conn.close()
 
     async def dashboard(i: int) -> None:
         org = orgs[i % len(orgs)]
@@ -80,6 +149,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
             f"/api/orgs/{org.id}/devices/online",
             f"/api/orgs/{org.id}/units/{unit}/trends",
         ]
+        follower = asyncio.get_running_loop().create_task(follow_events(org))
         conn = Connection("127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"})
         next_at = started + random.uniform(0, args.poll)
         while True:
@@ -95,6 +165,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
                 loads.append(time.perf_counter() - sent)
             next_at += args.poll
         conn.close()
+        await follower
 
     devices = [(org, k) for k in range(max(len(o.units) for o in orgs)) for org in orgs if k < len(org.units)]
     queue: asyncio.Queue[int] = asyncio.Queue()
@@ -137,6 +208,8 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
     return {
         "loadLatency": summarize(loads, args.duration),
         "loadErrors": load_errors,
+        "eventsReceived": events_received[0],
+        "eventRefetches": summarize(refetches, args.duration),
         "uplinks": summarize(uplinks, args.duration),
         "uplinkStatuses": uplink_statuses,
         "uplinkScheduleLagP99Ms": summarize(lag, args.duration)["p99_ms"],
@@ -148,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--orgs-file", required=True)
     parser.add_argument("--dash-port", type=int, required=True)
     parser.add_argument("--ingest-port", type=int, required=True)
+    parser.add_argument("--ws-port", type=int, required=True, help="daphne, for the dashboards' WebSockets")
     parser.add_argument("--cookie", required=True)
     parser.add_argument("--clients", type=int, default=50)
     parser.add_argument("--poll", type=float, default=3.0)

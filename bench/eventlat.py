@@ -5,7 +5,7 @@
 
 Phase 1: WebSocket subscribers on daphne A and daphne B (another instance sharing Redis) for one
 organization. They stand for open dashboards, so first every unit's trend is loaded once, as the
-page does: each reading's trend is then cached and is recomputed after its event is sent. An
+page does: each reading's trend is then cached and is recomputed before its event is sent. An
 uplink is POSTed to A; we time POST-sent -> the `reading` (or `unitUpdate`) message for that unit
 and temperature on each socket, and POST-sent -> the POST's 200 (the event is sent before the
 answer, after the commit: the answer bounds the server's part). Then the same with the uplink

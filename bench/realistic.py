@@ -1,12 +1,13 @@
 """Scenario 2, a realistic day: dashboards polling while uplinks arrive, cache on versus cache off.
 
 Two gunicorn servers share PostgreSQL and Redis: `dash` serves the dashboard clients, `ingest`
-takes the TTN webhooks (as two instances behind a load balancer would). Splitting them keeps the
+takes the TTN webhooks (as two instances behind a load balancer would), and a daphne (`ws`)
+holds the dashboards' WebSockets, on whose events they refetch. Splitting them keeps the
 webhook's own queries out of the dashboard server's django_db_execute_total, so
 "DB queries per dashboard load" counts only what the dashboards cost. Both figures come from the
 dashboard server's /metrics deltas over the measured window:
   hit rate           dashboard_cache_hit_total / (hit + miss), authorization lookups excluded
-  queries per load   django_db_execute_total / (dashboard requests / 5)
+  queries per load   django_db_execute_total / (dashboard requests / 5), refetches included
 The clients (bench/dayload.py) run in their own process.
 """
 
@@ -19,7 +20,7 @@ import tempfile
 import time
 
 from bench import common, dataset, env, servers
-from bench.servers import PROJECT_WSGI
+from bench.servers import PROJECT_ASGI, PROJECT_WSGI
 
 ENDPOINTS_PER_LOAD = 5
 TTL_SECONDS = 60  # CACHE_TTL_SECONDS's default (the card's)
@@ -57,11 +58,13 @@ def _one_run(
     with (
         servers.serve("dash", "gunicorn", PROJECT_WSGI, workers=workers, **flags) as dash,
         servers.serve("ingest", "gunicorn", PROJECT_WSGI, workers=workers, **flags) as ingest,
+        servers.serve("ws", "daphne", PROJECT_ASGI, **flags) as ws,
     ):
         cookie = servers.login(dash)
         command = [
             sys.executable, "-m", "bench.dayload", "--orgs-file", handle.name,
-            "--dash-port", str(dash.port), "--ingest-port", str(ingest.port), "--cookie", cookie,
+            "--dash-port", str(dash.port), "--ingest-port", str(ingest.port), "--ws-port", str(ws.port),
+            "--cookie", cookie,
             "--clients", str(profile["realisticClients"]), "--poll", str(profile["pollSeconds"]),
             "--duration", str(profile["realisticSeconds"]), "--warmup", str(warmup),
             "--uplink-rate", f"{uplink_rate:.3f}", "--f-cnt-base", str(f_cnt_base),
@@ -106,6 +109,12 @@ def _one_run(
             ingest_after, ingest_before, 'dashboard_cache_recompute_total{query_type="temperature:trends"}'
         ),
         "invalidations": servers.delta(ingest_after, ingest_before, "dashboard_cache_invalidations_total"),
+        # Misses that waited for another computation (a refresh, or another dashboard's) and were served it.
+        "missesServedBySingleFlight": sum(
+            servers.delta(after, before, name)
+            for name in after
+            if name.startswith("dashboard_cache_singleflight_wait_total{") and 'outcome="served"' in name
+        ),
         "eventsSent": servers.delta(ingest_after, ingest_before, "dashboard_events_sent_total"),
         "eventsSentByType": {
             name.split('"')[1]: servers.delta(ingest_after, ingest_before, name)
@@ -147,6 +156,11 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
     for r in runs:
         print(f"   events sent by type (cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}): "
               f"{r['eventsSentByType']}", flush=True)  # fmt: skip
+    for r in runs:
+        print(f"   events received by the dashboards (cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}): "
+              f"{r['eventsReceived']:,}; event -> its refetches answered P50 {r['eventRefetches']['p50_ms']} ms, "
+              f"P99 {r['eventRefetches']['p99_ms']} ms; misses served by single flight "
+              f"{r['missesServedBySingleFlight']:,.0f}", flush=True)  # fmt: skip
     on, off, long_ttl = runs
     # Even with no event at all, a key polled every `poll / per_org` seconds expires once per TTL.
     per_org = max(1.0, profile["realisticClients"] / len(orgs))

@@ -68,16 +68,16 @@ class Event:
         raise ValueError(self.type)
 
     def refreshers(self) -> dict[str, Callable[[], None]]:
-        """Keys that, when cached, are recomputed once by the emitter right after this event
-        is sent, under their single-flight lock (taken before the send), instead of being left
-        to the next reader's miss.
+        """Keys that, when cached, are recomputed once by the emitter after this event's
+        invalidation and before it is sent (under their single-flight lock), instead of being
+        left to the next reader's miss.
 
         A reading changes its unit's trend and nothing else, once a minute per unit: left to
-        the readers, every open dashboard of the unit would miss on its next poll. Recomputed
-        here, once, from the committed reading, the value is exact; a dashboard refetching on
-        the event meanwhile waits for it (stale sets are still refused: `cache.recompute`
-        stores only if no newer invalidation happened meanwhile). Only keys that were cached
-        are refreshed, so units nobody watches cost nothing.
+        the readers, every open dashboard of the unit would miss on its refetch. Recomputed
+        here, once, from the committed reading, the value stored is exact when the event
+        arrives; a poll that misses meanwhile waits for it (stale sets are still refused:
+        `cache.recompute` stores only if no newer invalidation happened meanwhile). Only keys
+        that were cached are refreshed, so units nobody watches cost nothing.
         """
         if self.type is EventType.READING and self.unit_id:
             org, unit = self.org_id, self.unit_id

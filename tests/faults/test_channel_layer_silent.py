@@ -66,7 +66,7 @@ def test_an_unanswering_channel_layer_costs_an_uplink_the_send_timeout_not_a_han
     assert [status for status, _ in results] == [200, 200]
     assert max(elapsed for _, elapsed in results) < BOUND_SECONDS, results
     assert TemperatureReading.objects.filter(device=device).count() == 2
-    # Invalidated before the send was attempted and, being a trend, refreshed from the committed
-    # readings after it, whatever the send's outcome: both readings are in it.
+    # Invalidated (and, being a trend, refreshed from the committed readings) before the send
+    # was attempted: both readings are in it.
     assert json.loads(redis_client.get(trends))["points"][-1]["max"] == 4.5
     assert metric("dashboard_broadcast_errors_total", stage="send") == send_errors + 2

@@ -1,21 +1,19 @@
-"""A reading refreshes its unit's cached trend once, right after the event is sent, instead of
-leaving the next poll of every open dashboard a miss; a dashboard refetching on the event waits
-for that value; units nobody has cached cost nothing."""
+"""A reading refreshes its unit's cached trend once, before the event is sent, instead of
+leaving the next poll of every open dashboard a miss; a poll that misses during the refresh
+waits for that value; units nobody has cached cost nothing."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from datetime import timedelta
 
 import pytest
-from channels.layers import get_channel_layer
 from django.test import Client
 from django.utils import timezone
 
 from realtime import broadcast, events
-from stats import cache
+from stats import cache, services
 from stats.cache import QueryType, cache_key
 from tests import factories
 from tests.conftest import metric
@@ -62,9 +60,9 @@ def test_a_reading_of_a_watched_unit_refreshes_its_trend_and_the_next_poll_is_a_
     assert 58 <= redis_client.ttl(key) <= 60
 
 
-def test_a_dashboard_refetching_on_the_event_waits_for_the_one_refresh(watched, redis_client, monkeypatch):
-    """The reader misses while the event is being sent (the key is deleted, the emitter holds
-    its lock): it is served the emitter's recompute and computes nothing itself."""
+def test_a_poll_that_misses_during_the_refresh_waits_for_it(watched, redis_client, monkeypatch):
+    """The reader misses while the emitter recomputes (the key is deleted, the emitter holds its
+    lock): it is served the emitter's value and computes nothing itself."""
     unit, client = watched
     now = timezone.now()
     factories.reading(unit, 4.0, at=now)
@@ -82,19 +80,18 @@ def test_a_dashboard_refetching_on_the_event_waits_for_the_one_refresh(watched, 
     monkeypatch.setattr(cache, "_wait_for_value", wait_for_value)
     reader_computed, answers = [], []
 
-    def reader() -> None:  # a dashboard's refetch, on its own thread, as in another worker
+    def reader() -> None:  # a dashboard's poll, on its own thread, as in another worker
         answers.append(cache.read_through(key, lambda: reader_computed.append(1) or b"{}"))
 
-    layer = get_channel_layer()
-    original_send = layer.group_send
     thread = threading.Thread(target=reader)
+    original_refresh = services.temperature_trends_refresh
 
-    async def group_send(group, message):
+    def refresh(**kwargs):
         thread.start()
-        assert await asyncio.to_thread(waiting.wait, 5)  # the reader missed and is waiting
-        return await original_send(group, message)
+        assert waiting.wait(5)  # the reader missed and is waiting
+        return original_refresh(**kwargs)
 
-    monkeypatch.setattr(layer, "group_send", group_send)
+    monkeypatch.setattr(services, "temperature_trends_refresh", refresh)
     served = metric("dashboard_cache_singleflight_wait_total", query_type="temperature:trends", outcome="served")
     recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
     broadcast.emit([events.reading(unit, 8.0, now)])
