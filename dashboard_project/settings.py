@@ -237,6 +237,15 @@ DJANGO_REDIS_LOG_IGNORED_EXCEPTIONS = True
 SESSION_ENGINE = "stats.sessions"
 SESSION_CACHE_ALIAS = "sessions"
 
+# redis-py's asyncio pool refuses a 101st connection ("Too many connections"), and every
+# WebSocket connect holds one for its group_add: a reconnect storm of more than 100 dashboards
+# on one daphne (after a restart, say) failed their connects with 1011. Connections are cheap
+# for Redis (maxclients 10,000 by default); the pool keeps what it opened for reuse.
+CHANNEL_LAYER_MAX_CONNECTIONS = 2000
+_channels_host = ({"address": _channels_host} if isinstance(_channels_host, str) else dict(_channels_host)) | {
+    "max_connections": CHANNEL_LAYER_MAX_CONNECTIONS
+}
+
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",

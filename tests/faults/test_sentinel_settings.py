@@ -36,7 +36,9 @@ def test_redis_sentinels_configure_the_cache_sessions_and_channel_layer():
         assert cache["OPTIONS"]["CLIENT_CLASS"] == "django_redis.client.SentinelClient"
         assert cache["OPTIONS"]["CONNECTION_FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
         assert cache["OPTIONS"]["SENTINELS"] == sentinels
-    assert channels["hosts"] == [{"sentinels": sentinels, "master_name": "cache-master", "db": 4}]
+    assert channels["hosts"] == [
+        {"sentinels": sentinels, "master_name": "cache-master", "db": 4, "max_connections": 2000}
+    ]
 
     refused = _settings(REDIS_SENTINELS="no-port-here")
     assert refused.returncode != 0 and "REDIS_SENTINELS entries must be host:port" in refused.stderr
@@ -50,4 +52,4 @@ def test_without_sentinels_redis_url_is_used():
     default, _, channels = json.loads(out.stdout)
     assert default["LOCATION"] == "redis://cache.internal:6380/3"
     assert default["OPTIONS"]["CLIENT_CLASS"] == "django_redis.client.DefaultClient"
-    assert channels["hosts"] == ["redis://cache.internal:6380/4"]
+    assert channels["hosts"] == [{"address": "redis://cache.internal:6380/4", "max_connections": 2000}]

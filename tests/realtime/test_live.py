@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 from collections.abc import Iterator
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 import httpx
 import pytest
 from django.test import Client
+from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
@@ -97,6 +99,25 @@ def test_anonymous_and_non_members_are_refused_with_distinct_close_codes(servers
     assert close_code(ws(a, world.org, world.outsider_cookie)) == 4403
     with ws(a, world.org, world.member_cookie) as conn:
         assert next_event(conn, "hello")["data"] == {"organizationId": str(world.org.id)}
+
+
+def test_a_burst_of_connects_beyond_the_redis_pools_default_all_get_their_hello(servers, world):
+    """A reconnect storm: 150 dashboards connect to one instance at once (redis-py's asyncio pool
+    refuses a 101st connection by default, and each connect holds one for its group_add)."""
+    server, _ = servers
+
+    async def one() -> str:
+        async with aconnect(
+            f"{server.ws_url}/ws/orgs/{world.org.id}/", open_timeout=20,
+            additional_headers={"Origin": server.url, "Cookie": f"sessionid={world.member_cookie}"},
+        ) as conn:  # fmt: skip
+            return json.loads(await asyncio.wait_for(conn.recv(), 20))["type"]
+
+    async def burst() -> list:
+        return await asyncio.gather(*(one() for _ in range(150)), return_exceptions=True)
+
+    results = asyncio.run(burst())
+    assert [r for r in results if r != "hello"] == []
 
 
 def test_a_foreign_origin_is_refused(servers, world):
