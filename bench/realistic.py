@@ -140,7 +140,8 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
     ]  # fmt: skip
     common.table(
         f"realistic day: {profile['realisticClients']} dashboards polling every {profile['pollSeconds']}s "
-        f"(5 endpoints), uplinks at {runs[0]['uplinkRatePerSecond']}/s, {profile['realisticSeconds']}s measured",
+        f"(5 endpoints) and refetching on events, uplinks at {runs[0]['uplinkRatePerSecond']}/s, "
+        f"{profile['realisticSeconds']}s measured",
         ["cache", "TTL s", "hit rate", "db q/load", "loads", "load p50 ms", "load p99 ms", "uplinks", "uplink p50 ms",
          "uplink p99 ms", "ingest db q/uplink", "trend refreshes", "invalidations", "events", "state changes"],
         [
