@@ -95,8 +95,8 @@ def emit_on_commit(events: Sequence[Event]) -> None:
 def emit(events: Sequence[Event]) -> None:
     """Invalidate every key the events change (one round trip), then send them, per organization.
 
-    The few keys events refresh (a reading's trend, when cached) are recomputed between the two,
-    under their single-flight lock: a poll that misses meanwhile waits for that one recompute
+    The few keys events refresh (a reading's trend, when cached) are recomputed between the two
+    (`cache.recompute`, under the key's single-flight lock): a poll that misses meanwhile waits for that one recompute
     instead of running its own, and the dashboards refetching on the event find it cached.
     (Sending first saved the event ~7 ms, but on loopback nearly every refetch then arrived
     during the recompute and waited: the realistic day's trend hit rate fell to 0.69.)
@@ -116,8 +116,7 @@ def emit(events: Sequence[Event]) -> None:
         if deleted is None:
             BROADCAST_ERRORS.labels("invalidate").inc()
             logger.error("Invalidation failed for org %s; sending events anyway (TTL bounds staleness)", org_id)
-        with cache.filling(refreshers):
-            _refresh(refreshers)
+        _refresh(refreshers)
         _send(org_id, org_events)
     EMIT_SECONDS.observe(time.perf_counter() - started)
 

@@ -603,19 +603,31 @@ def read_through(key: str, compute: Callable[[], bytes]) -> bytes:
 
 
 def recompute(key: str, compute: Callable[[], bytes]) -> bytes:
-    """Compute from the database and store the result, ignoring what is cached (`?refresh=1`)."""
+    """Compute from the database and store the result, ignoring what is cached (`?refresh=1`, an
+    event's refresh). The key's single-flight lock is held meanwhile when it is free: a reader
+    that misses waits for this value, as for another reader's, instead of computing its own.
+    (A lock some reader holds stays that reader's; its value, computed before the invalidation
+    that preceded this call, is refused.)"""
     query_type = query_type_of(key)
     token: _Token | None = None
+    lock_value = uuid.uuid4().hex
+    locked = False
     if is_enabled():
         try:
+            with _redis("lock") as client:
+                locked = bool(client.set(_lock_key(key), lock_value, nx=True, px=LOCK_TTL_MS))
             with _redis("get") as client:
                 token = _take_token(client, key)
         except CacheUnavailable:
             token = None
-    value = _compute(query_type, compute)
-    if token is not None:
-        _store_if_current(key, query_type, value, token)
-    return value
+    try:
+        value = _compute(query_type, compute)
+        if token is not None:
+            _store_if_current(key, query_type, value, token)
+        return value
+    finally:
+        if locked:
+            _release_lock(key, lock_value)
 
 
 def _fill(key: str, query_type: str, compute: Callable[[], bytes]) -> bytes:
@@ -644,44 +656,16 @@ def _fill(key: str, query_type: str, compute: Callable[[], bytes]) -> bytes:
         return value
     finally:
         if locked:
-            try:
-                with _redis("unlock") as client:
-                    _run_script(client, _RELEASE_LOCK, [_lock_key(key)], [lock_value])
-            except CacheUnavailable:
-                pass
+            _release_lock(key, lock_value)
 
 
-@contextmanager
-def filling(keys: Iterable[str]) -> Iterator[None]:
-    """Hold the single-flight lock of each of `keys` for the block, which recomputes them
-    (`recompute`): a reader that misses on one meanwhile waits for the block's value, as it
-    would for another reader's, instead of computing its own.
-
-    A key whose lock a reader already holds stays that reader's; the block still recomputes it,
-    and the reader's value, computed before the invalidation, is refused. A failed recompute
-    leaves the key to the waiting readers, who take the lock over once the block releases it."""
-    keys = list(keys)
-    lock_value = uuid.uuid4().hex
-    held: list[str] = []
-    if keys and is_enabled():
-        try:
-            with _redis("lock") as client:
-                pipe = client.pipeline(transaction=False)
-                for key in keys:
-                    pipe.set(_lock_key(key), lock_value, nx=True, px=LOCK_TTL_MS)
-                held = [key for key, took in zip(keys, pipe.execute(), strict=True) if took]
-        except CacheUnavailable:
-            pass
+def _release_lock(key: str, lock_value: str) -> None:
+    """Release the key's single-flight lock if it is still ours (it expires anyway)."""
     try:
-        yield
-    finally:
-        if held:
-            try:
-                with _redis("unlock") as client:
-                    for key in held:
-                        _run_script(client, _RELEASE_LOCK, [_lock_key(key)], [lock_value])
-            except CacheUnavailable:
-                pass
+        with _redis("unlock") as client:
+            _run_script(client, _RELEASE_LOCK, [_lock_key(key)], [lock_value])
+    except CacheUnavailable:
+        pass
 
 
 def _wait_for_value(client, key: str, lock_value: str) -> tuple[bytes | None, bool]:

@@ -84,14 +84,14 @@ def test_a_poll_that_misses_during_the_refresh_waits_for_it(watched, redis_clien
         answers.append(cache.read_through(key, lambda: reader_computed.append(1) or b"{}"))
 
     thread = threading.Thread(target=reader)
-    original_refresh = services.temperature_trends_refresh
+    original_trends = services._trends
 
-    def refresh(**kwargs):
+    def trends(*args):  # the emitter's recompute, its lock taken
         thread.start()
         assert waiting.wait(5)  # the reader missed and is waiting
-        return original_refresh(**kwargs)
+        return original_trends(*args)
 
-    monkeypatch.setattr(services, "temperature_trends_refresh", refresh)
+    monkeypatch.setattr(services, "_trends", trends)
     served = metric("dashboard_cache_singleflight_wait_total", query_type="temperature:trends", outcome="served")
     recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
     broadcast.emit([events.reading(unit, 8.0, now)])
