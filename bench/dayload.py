@@ -29,10 +29,9 @@ import random
 import sys
 import time
 
-from websockets.asyncio.client import connect
-
 from bench import common
 from bench.client import Connection
+from bench.eventlat import connect_dashboard
 from bench.loadgen import summarize
 
 UPLINK_SENDERS = 8
@@ -111,14 +110,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
 
     async def follow_events(org: common.Org) -> None:
         """The page's WebSocket: each event's refetches, as dashboard.js does them."""
-        origin = f"http://127.0.0.1:{args.ws_port}"
-        async with connect(
-            f"ws://127.0.0.1:{args.ws_port}/ws/orgs/{org.id}/",
-            origin=origin, additional_headers={"Cookie": f"sessionid={args.cookie}"}, open_timeout=WS_TIMEOUT,
-        ) as ws:  # fmt: skip
-            hello = json.loads(await asyncio.wait_for(ws.recv(), WS_TIMEOUT))
-            if hello.get("type") != "hello":
-                raise RuntimeError(f"unexpected first WebSocket message: {hello}")
+        async with await connect_dashboard(args.ws_port, org.id, args.cookie, WS_TIMEOUT) as ws:
             conn = Connection("127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"})
             while time.perf_counter() < stop_at:
                 try:

@@ -33,14 +33,22 @@ TIMEOUT = 5.0
 SPACING = 0.02  # between samples: latency, not throughput, is measured here
 
 
-async def subscribe(port: int, org_id: str, cookie: str) -> tuple[object, asyncio.Queue]:
+async def connect_dashboard(port: int, org_id: str, cookie: str, timeout: float = TIMEOUT):
+    """The page's WebSocket for one organization, past its `hello`."""
     origin = f"http://127.0.0.1:{port}"
     ws = await connect(
-        f"ws://127.0.0.1:{port}/ws/orgs/{org_id}/", origin=origin, additional_headers={"Cookie": f"sessionid={cookie}"}
-    )
-    hello = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        f"ws://127.0.0.1:{port}/ws/orgs/{org_id}/", origin=origin,
+        additional_headers={"Cookie": f"sessionid={cookie}"}, open_timeout=timeout,
+    )  # fmt: skip
+    hello = json.loads(await asyncio.wait_for(ws.recv(), timeout))
     if hello.get("type") != "hello":
+        await ws.close()
         raise RuntimeError(f"unexpected first message on :{port}: {hello}")
+    return ws
+
+
+async def subscribe(port: int, org_id: str, cookie: str) -> tuple[object, asyncio.Queue]:
+    ws = await connect_dashboard(port, org_id, cookie)
     queue: asyncio.Queue = asyncio.Queue()
 
     async def pump() -> None:
