@@ -66,7 +66,7 @@ def uplink_body(dev_eui: str, temperature: float, f_cnt: int, at: datetime.datet
             "received_at": stamp,
             "uplink_message": {
                 "f_cnt": f_cnt,
-                "decoded_payload": {"temperature": round(temperature, 2), "battery": 3.6, "humidity": 50},
+                "decoded_payload": {"temperature": round(temperature, 2), "battery_v": 3.6, "humidity": 50},
                 "rx_metadata": [{"rssi": -80}],
                 "received_at": stamp,
             },

@@ -100,8 +100,8 @@ def create_domain(*, orgs: int, units: int, days: float, user_id: int, now: dt.d
             )  # fmt: skip
             all_units.append(unit)
             devices.append(
-                Device(organization=org, unit=unit, dev_eui=dev_eui(o, u), last_seen_at=seen, battery=3.6, rssi=-80,
-                       online=status != "offline")
+                Device(organization=org, unit=unit, dev_eui=dev_eui(o, u), last_seen_at=seen, battery_volts=3.6,
+                       rssi=-80, online=status != "offline")
             )  # fmt: skip
             if alert_status:
                 alerts.append(
@@ -134,7 +134,7 @@ CREATE TEMP TABLE bu AS
 
 # A slow sine per unit (phase from the unit number), noise, and 1 % of readings out of range.
 READINGS_SQL = """
-INSERT INTO stats_temperaturereading (unit_id, device_id, organization_id, temperature, humidity, battery, rssi,
+INSERT INTO stats_temperaturereading (unit_id, device_id, organization_id, temperature, humidity, battery_volts, rssi,
                                       recorded_at, received_at, uplink_id)
   SELECT bu.unit_id, d.id, bu.org_id,
          round((CASE WHEN random() < 0.01 THEN bu.tmax + 1 + 2 * random()

@@ -277,6 +277,11 @@ ALARM_CONFIRM_DELAY_SECONDS = env_int("ALARM_CONFIRM_DELAY_SECONDS", 600, minimu
 RESTORE_STABLE_SECONDS = env_int("RESTORE_STABLE_SECONDS", 600, minimum=0)
 # TTN uplinks are ~1-2 KB; anything far bigger is refused with 413 before it is parsed.
 WEBHOOK_MAX_BODY_BYTES = env_int("WEBHOOK_MAX_BODY_BYTES", 16_384, minimum=256)
+# Uplinks that stored nothing yet (a model not catalogued, a device not registered or assigned) are
+# kept raw for `reprocess_uplinks`: this many days, at most this many per organization (the sweep
+# prunes them), so a fleet of unreadable devices cannot fill the database.
+KEPT_UPLINK_RETENTION_DAYS = env_int("KEPT_UPLINK_RETENTION_DAYS", 14, minimum=1)
+KEPT_UPLINK_MAX_PER_ORG = env_int("KEPT_UPLINK_MAX_PER_ORG", 10_000, minimum=1)
 # /metrics requires "Authorization: Bearer <METRICS_TOKEN>" when set.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 

@@ -7,9 +7,9 @@ import uuid
 from django.db import transaction
 from django.utils import timezone
 
-from stats.models import UNRESOLVED_ALERT_STATUSES, Alert, AlertStatus, Unit, UnitStatus
+from stats.models import Alert, AlertStatus, Unit
 
-from . import broadcast, events
+from . import broadcast, events, unit_state
 from .events import Event, EventType
 
 
@@ -63,11 +63,6 @@ def alert_resolve(*, org_id: uuid.UUID, alert_id: int, user_id: int) -> Alert:
         alert.resolved_by_id = user_id
         alert.save(update_fields=["status", "resolved_at", "resolved_by"])
         emitted: list[Event] = [events.alert_event(EventType.ALERT_RESOLVED, alert)]
-        others_open = unit.alerts.filter(status__in=UNRESOLVED_ALERT_STATUSES).exists()
-        if unit.status == UnitStatus.RESTORING and not others_open:
-            unit.status = UnitStatus.OK
-            unit.restoring_since = None
-            unit.save(update_fields=["status", "restoring_since"])
-            emitted.append(events.unit_update(unit, UnitStatus.RESTORING))
+        emitted += unit_state.on_alert_resolved_by_hand(unit)
         broadcast.emit_on_commit(emitted)
     return alert

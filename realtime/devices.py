@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from stats.models import Device, Unit, UnitStatus
 
-from . import broadcast, events
+from . import broadcast, events, unit_state
 from .events import Event
 
 
@@ -30,11 +30,7 @@ def devices_sweep(*, now: datetime | None = None) -> list[Event]:
         unit_ids = {device.unit_id for device in stale if device.unit_id}
         units = Unit.objects.select_for_update().filter(id__in=unit_ids).exclude(status=UnitStatus.OFFLINE)
         for unit in units.order_by("id"):
-            if unit.devices.filter(online=True).exists():
-                continue
-            previous = unit.status
-            unit.status = UnitStatus.OFFLINE
-            unit.save(update_fields=["status"])
-            emitted.append(events.unit_update(unit, previous))
+            if not unit.devices.filter(online=True).exists():
+                emitted += unit_state.on_devices_silent(unit)
         broadcast.emit_on_commit(emitted)
     return emitted

@@ -20,6 +20,9 @@ from stats.selectors import iso
 class EventType(StrEnum):
     UNIT_UPDATE = "unitUpdate"
     READING = "reading"
+    # Older readings stored late (a device's backlog, a reprocessed uplink): they change the
+    # unit's trend and the 24 h compliance, never its state.
+    READINGS_BACKFILLED = "readingsBackfilled"
     ALERT_CREATED = "alertCreated"
     ALERT_ACKNOWLEDGED = "alertAcknowledged"
     ALERT_ESCALATED = "alertEscalated"
@@ -56,6 +59,8 @@ class Event:
             return []
         if self.type is EventType.READING:
             return [cache_key(QueryType.TEMPERATURE_TRENDS, org, unit)] if unit else []
+        if self.type is EventType.READINGS_BACKFILLED:
+            return [cache_key(QueryType.TEMPERATURE_TRENDS, org, unit), cache_key(QueryType.STATS, org)]
         if self.type is EventType.UNIT_UPDATE:
             return [cache_key(QueryType.UNITS_STATUS, org), cache_key(QueryType.STATS, org)]
         if self.type in _ALERT_EVENTS:
@@ -130,6 +135,15 @@ def alert_event(event_type: EventType, alert: Alert) -> Event:
     )
 
 
+def readings_backfilled(unit: Unit, recorded: list) -> Event:
+    return Event(
+        EventType.READINGS_BACKFILLED,
+        unit.organization_id,
+        unit.id,
+        {"unitId": str(unit.id), "count": len(recorded), "oldest": iso(min(recorded)), "newest": iso(max(recorded))},
+    )
+
+
 def org_changed(org_id: uuid.UUID) -> Event:
     return Event(EventType.ORG_CHANGED, org_id, None, {})
 
@@ -139,5 +153,10 @@ def device_status_change(device: Device) -> Event:
         EventType.DEVICE_STATUS_CHANGE,
         device.organization_id,
         device.unit_id,
-        {"devEui": device.dev_eui, "unitId": str(device.unit_id) if device.unit_id else None, "online": device.online},
+        {
+            "devEui": device.dev_eui,
+            "unitId": str(device.unit_id) if device.unit_id else None,
+            "online": device.online,
+            "probeFault": device.probe_fault or None,
+        },
     )

@@ -8,6 +8,7 @@ import uuid
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
@@ -15,7 +16,8 @@ from stats.http import json_error, member_required
 from stats.models import ALERT_MANAGER_ROLES
 
 from .alerts import AlertActionError, alert_acknowledge, alert_resolve
-from .ingest import INGEST, IngestError, ingest_uplink, organization_for_secret, parse_uplink
+from .ingest import INGEST, ForeignDevice, ingest_uplink, organization_for_secret
+from .ttn import EnvelopeError, parse_envelope
 
 logger = logging.getLogger(__name__)
 
@@ -48,24 +50,32 @@ def ttn_webhook(request: HttpRequest) -> HttpResponse:
         if org is None:
             INGEST.labels("unauthorized").inc()
             return json_error(401, "missing or invalid X-Webhook-Secret")
-        uplink = parse_uplink(body)
-        result = ingest_uplink(org=org, uplink=uplink)
-    except IngestError as exc:
+        envelope = parse_envelope(body, now=timezone.now())
+        result = ingest_uplink(org=org, envelope=envelope)
+    except EnvelopeError as exc:
         INGEST.labels(f"rejected_{exc.status}").inc()
         return json_error(exc.status, exc.message, **exc.extra)
+    except ForeignDevice as exc:
+        INGEST.labels("rejected_403").inc()
+        return json_error(403, "device belongs to another organization", devEui=str(exc))
     except (OperationalError, InterfaceError) as exc:
         INGEST.labels("database_unavailable").inc()
         logger.error("Webhook: database unavailable: %s", exc)
         return json_error(503, "database unavailable, retry later")
-    return JsonResponse(
-        {
-            "status": "duplicate" if result.duplicate else "stored",
-            "readingId": result.reading_id,
-            "unitId": result.unit_id,
-            "unitStatus": result.unit_status,
-            "events": result.events,
-        }
-    )
+    # Every outcome of a well-formed uplink is a 2xx: The Things Stack counts anything else as a
+    # failure of the webhook, and disables one that fails too often.
+    body = {
+        "status": result.outcome,
+        "readingId": result.reading_ids[-1] if result.reading_ids else None,
+        "readings": len(result.reading_ids),
+        "source": result.source or None,
+        "unitId": result.unit_id,
+        "unitStatus": result.unit_status,
+        "events": result.events,
+    }
+    if result.reason:
+        body["reason"] = result.reason
+    return JsonResponse(body)
 
 
 def _alert_action(action, request: HttpRequest, org_id: uuid.UUID, alert_id: int) -> HttpResponse:

@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 from . import services
 from .admin_inspector import CacheInspectorMixin
-from .models import Alert, Device, Membership, Organization, Site, TemperatureReading, Unit
+from .models import Alert, Membership, Organization, Site, TemperatureReading, Unit
 from .signals import organization_edited
 
 
@@ -93,16 +93,9 @@ class UnitAdmin(AnnouncingAdmin):
     search_fields = ["name"]
 
 
-@admin.register(Device)
-class DeviceAdmin(AnnouncingAdmin):
-    list_display = ["dev_eui", "organization", "unit", "online", "last_seen_at", "battery", "rssi"]
-    list_filter = ["online", "organization"]
-    search_fields = ["dev_eui"]
-
-
 @admin.register(TemperatureReading)
 class TemperatureReadingAdmin(AnnouncingAdmin):
-    list_display = ["unit", "temperature", "recorded_at", "received_at", "device"]
+    list_display = ["unit", "temperature", "recorded_at", "received_at", "device", "source"]
     list_filter = ["organization"]
     date_hierarchy = "recorded_at"
     raw_id_fields = ["unit", "device"]

@@ -116,14 +116,36 @@ class Unit(models.Model):
         return self.name
 
 
+class TemperatureUnit(models.TextChoices):
+    CELSIUS = "C", "°C"
+    FAHRENHEIT = "F", "°F"
+    KELVIN = "K", "K"
+
+
 class Device(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="devices")
     unit = models.ForeignKey(Unit, on_delete=models.SET_NULL, null=True, blank=True, related_name="devices")
     dev_eui = models.CharField(max_length=16, unique=True)
     last_seen_at = models.DateTimeField(null=True, blank=True)
-    battery = models.FloatField(null=True, blank=True)
+    battery_percent = models.FloatField(null=True, blank=True)
+    battery_volts = models.FloatField(null=True, blank=True)
     rssi = models.IntegerField(null=True, blank=True)
     online = models.BooleanField(default=False)
+    # The model as The Things Stack names it (uplink_message.version_ids), kept from the last uplink
+    # that carried it; staff may set it for devices registered without one.
+    brand_id = models.CharField(max_length=64, blank=True)
+    model_id = models.CharField(max_length=64, blank=True)
+    # Staff's override of where the product temperature is (custom decoders, the probe of a
+    # multi-probe sensor): a path in the decoded payload, and its unit (blank: the value says).
+    temperature_path = models.CharField(
+        max_length=200, blank=True, help_text="e.g. temperature_chn2, or messages[?measurementId=4097].measurementValue"
+    )
+    temperature_unit = models.CharField(max_length=1, choices=TemperatureUnit.choices, blank=True)
+    last_source = models.CharField(max_length=100, blank=True)
+    last_payload = models.JSONField(null=True, blank=True)
+    # Non-empty while the probe reports no usable value (sentinel, open circuit, out of range).
+    probe_fault = models.CharField(max_length=200, blank=True)
+    probe_fault_since = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["dev_eui"]
@@ -139,12 +161,15 @@ class TemperatureReading(models.Model):
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="readings")
     temperature = models.FloatField()
     humidity = models.FloatField(null=True, blank=True)
-    battery = models.FloatField(null=True, blank=True)
+    battery_percent = models.FloatField(null=True, blank=True)
+    battery_volts = models.FloatField(null=True, blank=True)
     rssi = models.IntegerField(null=True, blank=True)
     recorded_at = models.DateTimeField()
     received_at = models.DateTimeField()
     # Idempotency: TTN retries deliver the same uplink again.
     uplink_id = models.CharField(max_length=200, unique=True)
+    # Where the temperature came from: override, normalized, catalogue:<brand>/<model> or generic.
+    source = models.CharField(max_length=100, blank=True, db_default="")
 
     class Meta:
         indexes = [
@@ -198,3 +223,51 @@ class Alert(models.Model):
             models.Index(fields=["organization", "status"]),
             models.Index(fields=["unit", "status"]),
         ]
+
+
+class KeptUplink(models.Model):
+    """An uplink that stored no reading but may later (a model not catalogued yet, a device not
+    registered or not assigned to a unit): kept as received, so that once staff add the mapping
+    `manage.py reprocess_uplinks` stores its readings. Pruned by age and count (settings)."""
+
+    class Reason(models.TextChoices):
+        UNMAPPED = "unmapped"
+        UNCLAIMED = "unclaimed"
+        UNASSIGNED = "unassigned"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="kept_uplinks")
+    dev_eui = models.CharField(max_length=16, db_index=True)
+    outcome = models.CharField(max_length=16, choices=Reason.choices)
+    reason = models.CharField(max_length=300)
+    brand_id = models.CharField(max_length=64, blank=True)
+    model_id = models.CharField(max_length=64, blank=True)
+    received_at = models.DateTimeField()  # when this server received it
+    body = models.JSONField()
+
+    class Meta:
+        ordering = ["received_at", "id"]
+        indexes = [models.Index(fields=["organization", "received_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.dev_eui} {self.outcome} at {self.received_at:%Y-%m-%d %H:%M:%S}"
+
+
+class UnclaimedDevice(models.Model):
+    """A device The Things Stack sends uplinks for (it sends every device of the application) that
+    no one registered here: listed for staff, who register it as a Device to claim it."""
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="unclaimed_devices")
+    dev_eui = models.CharField(max_length=16)
+    brand_id = models.CharField(max_length=64, blank=True)
+    model_id = models.CharField(max_length=64, blank=True)
+    first_seen_at = models.DateTimeField()
+    last_seen_at = models.DateTimeField()
+    uplinks = models.PositiveIntegerField(default=0)
+    last_payload = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-last_seen_at"]
+        constraints = [models.UniqueConstraint(fields=["organization", "dev_eui"], name="uniq_unclaimed_device")]
+
+    def __str__(self) -> str:
+        return self.dev_eui

@@ -218,8 +218,11 @@ def units_with_devices(*, org_id: uuid.UUID) -> list[dict[str, object]]:
                     "devEui": device.dev_eui,
                     "online": device.online,
                     "lastSeenAt": iso(device.last_seen_at),
-                    "battery": device.battery,
+                    "batteryPercent": device.battery_percent,
+                    "batteryVolts": device.battery_volts,
                     "rssi": device.rssi,
+                    "model": f"{device.brand_id}/{device.model_id}" if device.model_id else None,
+                    "probeFault": device.probe_fault or None,
                 }
                 for device in unit.devices.all()
             ],

@@ -77,7 +77,7 @@ def post_uplink(server: Server, *, dev_eui: str, temperature: float, secret: str
         "received_at": now,
         "uplink_message": {
             "f_cnt": 10_000 + next(_uplink_seq),
-            "decoded_payload": {"temperature": temperature, "battery": 3.6, "humidity": 50},
+            "decoded_payload": {"temperature": temperature, "battery_v": 3.6, "humidity": 50},
             "rx_metadata": [{"rssi": -80}],
             "received_at": now,
         },

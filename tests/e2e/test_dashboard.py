@@ -154,11 +154,11 @@ def test_after_a_server_restart_the_page_reconnects_and_shows_what_changed_meanw
     # Change the data while no server runs: its event reaches nobody, only the resync can show it.
     server.shell(
         "import json; from stats.models import Organization as O; "
-        "from realtime.ingest import parse_uplink, ingest_uplink; "
+        "from realtime.ingest import ingest_uplink; from realtime.ttn import parse_envelope; "
         "from django.utils import timezone; now = timezone.now().isoformat(); "
         f"body = {{'end_device_ids': {{'dev_eui': '{DEMO1_COLD_ROOM}'}}, 'received_at': now, "
         "'uplink_message': {'f_cnt': 77, 'decoded_payload': {'temperature': -9.0}, 'received_at': now}}; "
-        "print(ingest_uplink(org=O.objects.get(slug='demo-1'), uplink=parse_uplink(json.dumps(body).encode())))"
+        "print(ingest_uplink(org=O.objects.get(slug='demo-1'), envelope=parse_envelope(json.dumps(body).encode())))"
     )
     server.start()
 

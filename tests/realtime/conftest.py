@@ -30,7 +30,7 @@ def uplink(
         "received_at": at.isoformat().replace("+00:00", "Z"),
         "uplink_message": {
             "f_cnt": next(_f_cnt) if f_cnt is None else f_cnt,
-            "decoded_payload": {payload_key: temperature, "battery": 3.6, **decoded},
+            "decoded_payload": {payload_key: temperature, "battery_v": 3.6, **decoded},
             "rx_metadata": [{"gateway_ids": {"gateway_id": "gw"}, "rssi": -71}, {"rssi": -90}],
             "received_at": at.isoformat().replace("+00:00", "Z"),
         },

@@ -22,8 +22,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from realtime import ingest
+from realtime import ingest, unit_state
 from realtime.alerts import alert_resolve
+from realtime.ttn import parse_envelope
 from stats.models import Alert, AlertStatus, TemperatureReading, UnitStatus
 from tests import factories
 from tests.realtime.conftest import uplink
@@ -52,14 +53,14 @@ def test_resolving_an_alert_while_an_uplink_of_its_unit_applies_does_not_deadloc
     operator = factories.member(org)
 
     unit_locked, go_on = threading.Event(), threading.Event()
-    unresolved_alert = ingest._unresolved_alert
+    unresolved_alert = unit_state._unresolved_alert
 
     def held_between_its_locks(locked_unit):
         unit_locked.set()
         assert go_on.wait(WAIT_SECONDS)
         return unresolved_alert(locked_unit)
 
-    monkeypatch.setattr(ingest, "_unresolved_alert", held_between_its_locks)
+    monkeypatch.setattr(unit_state, "_unresolved_alert", held_between_its_locks)
     errors: list[BaseException] = []
 
     def run(action) -> None:
@@ -71,7 +72,7 @@ def test_resolving_an_alert_while_an_uplink_of_its_unit_applies_does_not_deadloc
             connection.close()
 
     body = uplink(device.dev_eui, unit.temp_max + 3)
-    uplinker = threading.Thread(target=run, args=(lambda: ingest.ingest_uplink(org=org, uplink=_parsed(body)),))
+    uplinker = threading.Thread(target=run, args=(lambda: ingest.ingest_uplink(org=org, envelope=_parsed(body)),))
     resolver = threading.Thread(
         target=run, args=(lambda: alert_resolve(org_id=org.id, alert_id=alert.id, user_id=operator.id),)
     )
@@ -95,7 +96,7 @@ def test_resolving_an_alert_while_an_uplink_of_its_unit_applies_does_not_deadloc
 
 
 def _parsed(body: dict):
-    return ingest.parse_uplink(json.dumps(body).encode())
+    return parse_envelope(json.dumps(body).encode())
 
 
 def _on_postgresql() -> None:

@@ -9,6 +9,7 @@ import uuid
 
 import pytest
 from channels.layers import get_channel_layer
+from django.utils import timezone
 
 from realtime import broadcast, events
 from realtime.events import EventType
@@ -48,6 +49,7 @@ def _every_event(org) -> list:
     alert = factories.alert(unit)
     return [
         events.reading(unit, 4.0, unit.last_reading_at),
+        events.readings_backfilled(unit, [timezone.now()]),
         events.unit_update(unit, "ok"),
         *(
             events.alert_event(t, alert)

@@ -1,4 +1,6 @@
-"""Acceptance 5: every error case answers with its status and a JSON body and leaves no row."""
+"""The webhook's answers: what TTN never sends is refused with a JSON error and leaves no row; what
+it legitimately sends (every device of the application, frames without a temperature) is a 2xx
+saying what became of it."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ import json
 
 import pytest
 
-from stats.models import Alert, Device, TemperatureReading, Unit
+from stats.models import Alert, Device, KeptUplink, TemperatureReading, UnclaimedDevice, Unit
 from tests.realtime.conftest import uplink
 
 pytestmark = pytest.mark.django_db
@@ -26,7 +28,8 @@ def test_a_valid_uplink_stores_one_reading_and_updates_device_and_unit(site, pos
     body = response.json()
     assert body["status"] == "stored"
     reading = TemperatureReading.objects.get(id=body["readingId"])
-    assert (reading.temperature, reading.battery, reading.rssi) == (4.25, 3.6, -71)
+    assert (reading.temperature, reading.battery_volts, reading.rssi) == (4.25, 3.6, -71)
+    assert reading.source == "generic"
     assert reading.unit_id == site.units[0].id
     site.units[0].refresh_from_db()
     assert site.units[0].last_temperature == 4.25
@@ -59,41 +62,85 @@ def test_common_decoder_temperature_keys_are_accepted(site, post, key, value, ex
     assert TemperatureReading.objects.get().temperature == expected
 
 
-def _cases(site) -> list[tuple[str, dict, int, str]]:
+def _refused(site) -> list[tuple[str, dict, int, str]]:
     dev = site.devices[0].dev_eui
-    no_temp = uplink(dev)
-    no_temp["uplink_message"]["decoded_payload"] = {"battery": 3.1}
-    nan = json.dumps(uplink(dev, 1.0)).replace("1.0", "NaN", 1)
-    unassigned = Device.objects.create(organization=site.org, dev_eui="00000000000000AA")
-    # Assigned by mistake to another organization's unit: its readings must not land there.
-    misassigned = Device.objects.create(organization=site.org, unit=site.other_device.unit, dev_eui="00000000000000BB")
     return [
         ("bad secret", {"body": uplink(dev), "secret": "nope"}, 401, "X-Webhook-Secret"),
         ("no secret", {"body": uplink(dev), "secret": ""}, 401, "X-Webhook-Secret"),
-        ("unknown device", {"body": uplink("FFFFFFFFFFFFFFFF")}, 404, "unknown device"),
         ("other org's device", {"body": uplink(site.other_device.dev_eui)}, 403, "another organization"),
-        ("unassigned device", {"body": uplink(unassigned.dev_eui)}, 422, "not assigned to a unit"),
-        ("device on another org's unit", {"body": uplink(misassigned.dev_eui)}, 422, "another organization's unit"),
         ("malformed JSON", {"body": None, "raw": b'{"end_device_ids": '}, 400, "not valid JSON"),
         ("JSON array", {"body": [1, 2]}, 400, "JSON object"),
-        ("missing temperature", {"body": no_temp}, 422, "no temperature"),
-        ("NaN temperature", {"body": None, "raw": nan.encode()}, 422, "finite number"),
-        ("string temperature", {"body": uplink(dev, "4.0")}, 422, "finite number"),
-        ("boolean temperature", {"body": uplink(dev, True)}, 422, "finite number"),
-        ("absurd temperature", {"body": uplink(dev, 1e9)}, 422, "outside"),
+        (
+            "NaN (not JSON)",
+            {"body": None, "raw": json.dumps(uplink(dev, 1.0)).replace("1.0", "NaN", 1).encode()},
+            400,
+            "not valid JSON",
+        ),
         ("bad dev_eui", {"body": uplink("xyz")}, 422, "dev_eui"),
         ("oversized body", {"body": uplink(dev, padding="x" * 20_000)}, 413, "larger than"),
     ]
 
 
-def test_every_rejected_uplink_gets_its_status_a_json_error_and_leaves_no_row(site, post):
-    for name, kwargs, status, message in _cases(site):
-        before = _row_counts()
+def test_what_ttn_never_sends_gets_its_status_a_json_error_and_leaves_no_row(site, post):
+    for name, kwargs, status, message in _refused(site):
+        before = _row_counts(), KeptUplink.objects.count(), UnclaimedDevice.objects.count()
         response = post(**kwargs)
         assert response.status_code == status, name
         assert response["Content-Type"] == "application/json", name
         assert message in response.json()["error"], name
-        assert _row_counts() == before, name
+        assert (_row_counts(), KeptUplink.objects.count(), UnclaimedDevice.objects.count()) == before, name
+
+
+def _accepted(site) -> list[tuple[str, dict, str, str, str | None]]:
+    """(case, body, status, words of the reason, what is kept for later)"""
+    dev = site.devices[0].dev_eui
+    status_frame = uplink(dev)
+    status_frame["uplink_message"]["decoded_payload"] = {"battery": 3.1}
+    no_decoder = uplink(dev)
+    del no_decoder["uplink_message"]["decoded_payload"]
+    no_decoder["uplink_message"]["frm_payload"] = "AQID"
+    unassigned = Device.objects.create(organization=site.org, dev_eui="00000000000000AA")
+    # Assigned by mistake to another organization's unit: its readings must not land there.
+    misassigned = Device.objects.create(organization=site.org, unit=site.other_device.unit, dev_eui="00000000000000BB")
+    return [
+        ("unknown device", {"body": uplink("FFFFFFFFFFFFFFFF")}, "unclaimed", "no device registered", "unclaimed"),
+        ("unassigned device", {"body": uplink(unassigned.dev_eui)}, "unassigned", "no unit", "unassigned"),
+        ("on another org's unit", {"body": uplink(misassigned.dev_eui)}, "unassigned", "no unit", "unassigned"),
+        ("status frame", {"body": status_frame}, "ignored", "no temperature", None),
+        ("no decoder", {"body": no_decoder}, "unmapped", "no decoded_payload", "unmapped"),
+        ("boolean temperature", {"body": uplink(dev, True)}, "unmapped", "not a temperature", "unmapped"),
+        ("probe out of range", {"body": uplink(dev, 1e9)}, "fault", "outside", None),
+        ("another temperature beside", {"body": uplink(dev, 4.0, externalTemperature=-18.5)}, "unmapped",
+         "externalTemperature", "unmapped"),
+    ]  # fmt: skip
+
+
+def test_what_ttn_legitimately_sends_is_a_2xx_that_stores_no_reading_and_says_why(site, post):
+    for name, kwargs, status, words, kept in _accepted(site):
+        before = _row_counts()
+        response = post(**kwargs)
+        assert response.status_code == 200, (name, response.content)
+        body = response.json()
+        assert body["status"] == status, (name, body)
+        assert words in body["reason"], (name, body)
+        assert _row_counts()[:2] == before[:2], name
+        last = KeptUplink.objects.order_by("-id").first()
+        if kept is None:
+            assert last is None or last.body != json.loads(kwargs.get("raw") or json.dumps(kwargs["body"])), name
+        else:
+            assert (last.outcome, last.body["end_device_ids"]) == (kept, json.loads(
+                kwargs.get("raw") or json.dumps(kwargs["body"]))["end_device_ids"]), name  # fmt: skip
+
+
+def test_an_unknown_device_is_listed_as_unclaimed_with_its_model_and_count(site, post):
+    body = uplink("FFFFFFFFFFFFFFF1")
+    body["uplink_message"]["version_ids"] = {"brand_id": "dragino", "model_id": "lht65"}
+    post(body)
+    post(uplink("FFFFFFFFFFFFFFF1"))
+    listed = UnclaimedDevice.objects.get(dev_eui="FFFFFFFFFFFFFFF1")
+    assert (listed.organization_id, listed.uplinks, listed.brand_id, listed.model_id) == (
+        site.org.id, 2, "dragino", "lht65"
+    )  # fmt: skip
 
 
 def test_a_timestamp_far_from_now_is_rejected(site, post):

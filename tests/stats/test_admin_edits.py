@@ -71,12 +71,11 @@ def device_form(device: Device, **changes: object) -> dict[str, object]:
         "organization": device.organization_id,
         "unit": device.unit_id or "",
         "dev_eui": device.dev_eui,
-        "battery": "" if device.battery is None else device.battery,
-        "rssi": "" if device.rssi is None else device.rssi,
-        "online": "on" if device.online else "",
+        "brand_id": device.brand_id,
+        "model_id": device.model_id,
+        "temperature_path": device.temperature_path,
+        "temperature_unit": device.temperature_unit,
     }
-    for part, value in split(device.last_seen_at).items():
-        data[f"last_seen_at_{part}"] = value
     data.update(changes)
     return data
 

@@ -18,7 +18,8 @@ import pytest
 from django.db import connection
 from django.test import override_settings
 
-from realtime.ingest import ingest_uplink, parse_uplink
+from realtime.ingest import ingest_uplink
+from realtime.ttn import parse_envelope
 from stats import cache, selectors, services
 from tests import factories
 from tests.conftest import metric
@@ -113,7 +114,7 @@ def _hammer(org, units, devices, *, seconds: float) -> list[tuple[str, object, o
             while not stop.is_set():
                 temperature = rng.choice([5.0, 5.0, 12.0, 0.5, 13.5])
                 body = json.dumps(uplink(device.dev_eui, temperature, f_cnt=next(_f_cnt))).encode()
-                ingest_uplink(org=org, uplink=parse_uplink(body))
+                ingest_uplink(org=org, envelope=parse_envelope(body))
         except BaseException as exc:  # surfaced below
             errors.append(exc)
         finally:

@@ -125,7 +125,7 @@ class Command(BaseCommand):
                     organization_id=unit.organization_id,
                     temperature=round(temperature, 2),
                     humidity=round(rng.uniform(40, 70), 1),
-                    battery=3.6,
+                    battery_volts=3.6,
                     rssi=-rng.randint(60, 110),
                     recorded_at=at,
                     received_at=at,
@@ -164,5 +164,5 @@ class Command(BaseCommand):
         unit.save()
         device.last_seen_at = now
         device.online = True
-        device.battery = 3.6
+        device.battery_volts = 3.6
         device.save()
