@@ -12,7 +12,8 @@ from .envelope import parse_timestamp
 from .paths import find
 from .values import UnitConflict, celsius, finite, quantity
 
-GENERIC_KEYS = {"temperature": "C", "temp": "C", "temperature_c": "C", "temperature_f": "F"}
+# Generic keys and the unit each declares; None: °C by convention unless the value says otherwise.
+GENERIC_KEYS = {"temperature": None, "temp": None, "temperature_c": "C", "temperature_f": "F"}
 CAYENNE_TEMPERATURE = re.compile(r"temperature_\d{1,3}")
 
 
@@ -51,8 +52,8 @@ def _check(value: float, where: str, model: DeviceModel | None) -> Found:
     return Found(values=[(value, None)])
 
 
-def one(data: object, path: str, unit: str | None, model: DeviceModel | None) -> Found:
-    """The single temperature at `path`, in °C (`unit` as declared for it)."""
+def one(data: object, path: str, unit: str | None, model: DeviceModel | None, *, bare: str | None = None) -> Found:
+    """The single temperature at `path`, in °C (`unit` as declared for it, `bare` by convention)."""
     found = find(data, path)
     if not found:
         return Found()
@@ -62,7 +63,7 @@ def one(data: object, path: str, unit: str | None, model: DeviceModel | None) ->
     if _sentinel(raw, model):
         return Found(fault=f"{path} = {str(raw)[:40]}: no reading (probe missing or failed)")
     try:
-        value = celsius(raw, unit)
+        value = celsius(raw, unit, bare=bare)
     except UnitConflict as exc:
         return Found(uncertain=f"{path}: {exc}")
     if value is None and model is not None and quantity(raw) is None:
@@ -233,13 +234,13 @@ def from_generic(data: dict) -> Found:
     channels = [key for key in data if CAYENNE_TEMPERATURE.fullmatch(key)]
     if len(channels) > 1:
         return Found(uncertain=f"CayenneLPP channels {', '.join(channels[:4])}: choose one in the device's override")
-    matched |= dict.fromkeys(channels, "C")
+    matched |= dict.fromkeys(channels, "C")  # CayenneLPP's temperature type is °C
     others = temperature_like(data, set(matched))
     if not matched:
         return Found(uncertain=f"no known key; {', '.join(others[:4])} look like temperatures") if others else Found()
     if others:
         return Found(uncertain=f"{', '.join(sorted(matched))} beside {', '.join(others[:4])}: which is the product?")
-    readings = [one(data, key, unit, None) for key, unit in matched.items()]
+    readings = [one(data, key, unit, None, bare="C") for key, unit in matched.items()]
     for found in readings:
         if found.uncertain or found.fault:
             return found

@@ -62,17 +62,19 @@ def _normal_unit(unit: str) -> str:
     return _TEMPERATURE_UNITS.get(cleaned, unit.strip())
 
 
-def celsius(raw: object, declared: str | None) -> float | None:
+def celsius(raw: object, declared: str | None, *, bare: str | None = None) -> float | None:
     """The temperature `raw` holds, in °C. `declared` is the unit its source declares (C, F, K),
-    or None when only the value itself can say. None when it is not a temperature we can read
-    for certain; UnitConflict when the value's own unit contradicts the declared one."""
+    or None when only the value itself can say; `bare` is the unit of a value that says none and
+    whose source declares none (the convention of a generic key, which a written unit overrides).
+    None when it is not a temperature we can read for certain; UnitConflict when the value's own
+    unit contradicts the declared one."""
     found = quantity(raw)
     if found is None:
         return None
     unit = found.unit
     if declared and unit and unit != declared:
         raise UnitConflict(f"value says {unit}, its source says {declared}")
-    unit = unit or declared
+    unit = unit or declared or bare
     if unit == "C":
         return found.value
     if unit == "F":

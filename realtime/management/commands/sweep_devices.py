@@ -5,10 +5,14 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from realtime.devices import devices_sweep
+from realtime.uplinks import kept_prune
 
 
 class Command(BaseCommand):
-    help = "Mark devices with no uplink for DEVICE_OFFLINE_AFTER_SECONDS offline (once, or every N seconds)."
+    help = (
+        "Mark devices with no uplink for DEVICE_OFFLINE_AFTER_SECONDS offline, and prune kept uplinks past "
+        "KEPT_UPLINK_RETENTION_DAYS / KEPT_UPLINK_MAX_PER_ORG (once, or every N seconds)."
+    )
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--every", type=float, default=None, metavar="N", help="repeat every N seconds")
@@ -18,7 +22,7 @@ class Command(BaseCommand):
             raise CommandError("--every must be positive")
         while True:
             swept = devices_sweep()
-            self.stdout.write(f"sweep: {len(swept)} event(s)")
+            self.stdout.write(f"sweep: {len(swept)} event(s), {kept_prune()} kept uplink(s) pruned")
             if every is None:
                 return
             time.sleep(every)
