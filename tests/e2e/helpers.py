@@ -70,16 +70,27 @@ def expect_page_matches_api(page: Page, org_id: str, *, timeout: float = LIVE_TI
     return stats
 
 
-def post_uplink(server: Server, *, dev_eui: str, temperature: float, secret: str) -> httpx.Response:
+def post_uplink(
+    server: Server,
+    *,
+    dev_eui: str,
+    secret: str,
+    temperature: float | None = None,
+    payload: dict | None = None,
+    version_ids: dict | None = None,
+) -> httpx.Response:
+    """A TTN uplink: the generic `temperature`, or `payload` as the device's decoder wrote it."""
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     body = {
         "end_device_ids": {"dev_eui": dev_eui},
         "received_at": now,
         "uplink_message": {
             "f_cnt": 10_000 + next(_uplink_seq),
-            "decoded_payload": {"temperature": temperature, "battery_v": 3.6, "humidity": 50},
+            "decoded_payload": payload or {"temperature": temperature, "battery_v": 3.6, "humidity": 50},
             "rx_metadata": [{"rssi": -80}],
             "received_at": now,
         },
     }
+    if version_ids:
+        body["uplink_message"]["version_ids"] = version_ids
     return httpx.post(f"{server.url}/api/webhooks/ttn", json=body, headers={"X-Webhook-Secret": secret}, timeout=10)

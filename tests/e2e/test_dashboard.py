@@ -204,3 +204,25 @@ def test_an_anonymous_visitor_is_sent_to_login_and_its_websocket_is_refused(page
         f"/ws/orgs/{org_id}/",
     )
     assert close_code == 4401
+
+
+def test_a_probe_fault_shows_on_its_card_and_clears_with_a_reading(page, org_ids, server, secret):
+    org_id = open_dashboard(page, org_ids)
+    card = page.locator('[data-testid="unit-card"]').filter(has_text="Fridge 1")
+    fridge = next(u for u in api(page, f"/api/orgs/{org_id}/units")["units"] if u["name"] == "Fridge 1")
+    lht65 = {"brand_id": "dragino", "model_id": "lht65"}
+    status_before = card.get_by_test_id("unit-status").inner_text()
+    temp_before = card.get_by_test_id("unit-temp").inner_text()
+
+    # Dragino LHT65 writes 327.67 when its probe is missing; the housing still reads the room.
+    fault = {"TempC_DS": 327.67, "TempC_SHT": 22.6, "BatV": 3.05}
+    response = post_uplink(server, dev_eui=DEMO1_FRIDGE, secret=secret, payload=fault, version_ids=lht65)
+    assert response.json()["status"] == "fault", response.text
+    expect(card.get_by_test_id("probe-fault")).to_contain_text("327.67", timeout=LIVE_TIMEOUT_MS)
+    expect(card.get_by_test_id("unit-status")).to_have_text(status_before)
+    expect(card.get_by_test_id("unit-temp")).to_have_text(temp_before)
+
+    reading = {"TempC_DS": (fridge["tempMin"] + fridge["tempMax"]) / 2, "TempC_SHT": 22.6, "BatV": 3.05}
+    response = post_uplink(server, dev_eui=DEMO1_FRIDGE, secret=secret, payload=reading, version_ids=lht65)
+    assert response.json()["status"] == "stored", response.text
+    expect(card.get_by_test_id("probe-fault")).to_be_hidden(timeout=LIVE_TIMEOUT_MS)

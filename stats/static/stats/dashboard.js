@@ -146,7 +146,8 @@
           el("span", { class: "range" }),
           el("span", { class: "devices", "data-testid": "unit-devices" }),
         );
-        card.append(head, meta, el("div", { class: "chart", "data-testid": "unit-chart" }));
+        const fault = el("p", { class: "fault", "data-testid": "probe-fault", hidden: "" });
+        card.append(head, meta, fault, el("div", { class: "chart", "data-testid": "unit-chart" }));
         list.append(card);
       }
       paintUnit(card, unit);
@@ -175,6 +176,12 @@
     const devText = card.querySelector(".devices");
     devText.textContent = devices.length ? `${online}/${devices.length} online` : "no sensor";
     devText.classList.toggle("down", online < devices.length);
+    // A probe fault stores no reading: the card keeps the last true temperature and says why
+    // nothing newer came, instead of looking like an excursion.
+    const faults = devices.filter((d) => d.probeFault);
+    const fault = card.querySelector(".fault");
+    fault.hidden = faults.length === 0;
+    fault.textContent = faults.map((d) => `probe fault (${d.devEui}): ${d.probeFault}`).join("; ");
   }
 
   // A unitUpdate carries the unit's new state: paint it at once, no request needed.
@@ -328,6 +335,11 @@
         if (!patchReading(data)) refresh.units();
         if (data.unitId) refresh.trend(data.unitId);
         break;
+      case "readingsBackfilled":
+        // Older readings stored late: the trend and the 24 h compliance changed, the unit did not.
+        refresh.stats();
+        if (data.unitId) refresh.trend(data.unitId);
+        break;
       case "alertCreated":
       case "alertAcknowledged":
       case "alertEscalated":
@@ -337,7 +349,7 @@
       case "deviceStatusChange":
         refresh.devices();
         refresh.stats();
-        refresh.units(); // the card's "n/m online"
+        refresh.units(); // the card's "n/m online" and its probe fault
         break;
       case "orgChanged":
         resync(); // edited in the admin: units, thresholds or devices may all have changed
