@@ -44,7 +44,9 @@ class DeviceForm(forms.ModelForm):
 @admin.register(Device)
 class DeviceAdmin(AnnouncingAdmin):
     form = DeviceForm
-    list_display = ["dev_eui", "organization", "unit", "model", "online", "probe_fault", "last_source", "last_seen_at"]
+    list_display = [
+        "dev_eui", "organization", "unit", "model_name", "online", "probe_fault", "last_source", "last_seen_at",
+    ]  # fmt: skip
     list_filter = ["online", "organization", "brand_id"]
     search_fields = ["dev_eui", "model_id"]
     readonly_fields = [
@@ -71,7 +73,7 @@ class DeviceAdmin(AnnouncingAdmin):
     ]
 
     @admin.display(description="model", ordering="model_id")
-    def model(self, device: Device) -> str:
+    def model_name(self, device: Device) -> str:
         return f"{device.brand_id}/{device.model_id}" if device.model_id else "–"
 
     @admin.display(description="in the catalogue")
@@ -94,7 +96,7 @@ class DeviceAdmin(AnnouncingAdmin):
 
 @admin.register(KeptUplink)
 class KeptUplinkAdmin(admin.ModelAdmin):
-    list_display = ["received_at", "dev_eui", "organization", "outcome", "model", "reason"]
+    list_display = ["received_at", "dev_eui", "organization", "outcome", "model_name", "reason"]
     list_filter = ["outcome", "organization", "brand_id"]
     search_fields = ["dev_eui", "model_id", "reason"]
     readonly_fields = ["organization", "dev_eui", "outcome", "reason", "brand_id", "model_id", "received_at", "raw"]
@@ -105,8 +107,8 @@ class KeptUplinkAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.display(description="model")
-    def model(self, kept: KeptUplink) -> str:
+    @admin.display(description="model", ordering="model_id")
+    def model_name(self, kept: KeptUplink) -> str:
         return f"{kept.brand_id}/{kept.model_id}" if kept.model_id else "–"
 
     @admin.display(description="uplink as received")
@@ -126,7 +128,7 @@ class KeptUplinkAdmin(admin.ModelAdmin):
 
 @admin.register(UnclaimedDevice)
 class UnclaimedDeviceAdmin(admin.ModelAdmin):
-    list_display = ["dev_eui", "organization", "model", "uplinks", "first_seen_at", "last_seen_at", "register"]
+    list_display = ["dev_eui", "organization", "model_name", "uplinks", "first_seen_at", "last_seen_at", "register"]
     list_filter = ["organization", "brand_id"]
     search_fields = ["dev_eui", "model_id"]
     readonly_fields = [
@@ -137,8 +139,8 @@ class UnclaimedDeviceAdmin(admin.ModelAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    @admin.display(description="model")
-    def model(self, device: UnclaimedDevice) -> str:
+    @admin.display(description="model", ordering="model_id")
+    def model_name(self, device: UnclaimedDevice) -> str:
         return f"{device.brand_id}/{device.model_id}" if device.model_id else "–"
 
     @admin.display(description="last decoded payload")
