@@ -42,7 +42,7 @@ def _timed(stage: str, function: Callable) -> Callable:
 # (module, attribute, stage): the view calls the first two through its own imports.
 for module, name, stage in (
     (views, "organization_for_secret", "org lookup"),
-    (views, "parse_uplink", "parse"),
+    (views, "parse_envelope", "parse"),
     (ingest, "_apply", "transaction body"),
     (cache, "invalidate_keys_present", "invalidate"),
     (broadcast, "_send", "send"),
