@@ -39,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, root in ((args.rev, worktree), ("working tree", env.ROOT)):
                 server, cookie = stack.enter_context(
                     servers.serve_cached(name.replace(" ", "-"), "gunicorn", PROJECT_WSGI, paths=paths, cwd=root,
-                                         PYTHONPATH=str(root))
+                                         PYTHONPATH=env.tree_pythonpath(root))
                 )  # fmt: skip
                 targets[name] = (server, cookie)
             for _ in range(args.rounds):

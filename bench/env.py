@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -48,3 +49,19 @@ def server_env(**overrides: str) -> dict[str, str]:
     )
     env.update(overrides)
     return env
+
+
+_ONLY_THIS_TREE = """
+import sys
+# The venv's editable install maps the project's packages to the main checkout: a module that only
+# exists there (a newer revision's) would be imported into this tree's server. Drop that finder.
+sys.meta_path[:] = [f for f in sys.meta_path if getattr(f, "__name__", "") != "_EditableFinder"]
+"""
+
+
+def tree_pythonpath(root: Path) -> str:
+    """PYTHONPATH for a server of the checkout at `root` (another revision's worktree, say): its
+    own packages, and none of the main checkout's through the venv's editable install."""
+    site = Path(tempfile.mkdtemp(prefix="bench-tree-site-"))
+    (site / "sitecustomize.py").write_text(_ONLY_THIS_TREE)
+    return f"{site}:{root}"

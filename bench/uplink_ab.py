@@ -102,8 +102,8 @@ def main(argv: list[str] | None = None) -> int:
             running = {}
             for name, (root, _) in sides.items():
                 server = stack.enter_context(servers.serve(
-                    name.replace(" ", "-"), "gunicorn", PROJECT_WSGI, workers=1, cwd=root, PYTHONPATH=str(root),
-                    DATABASE_URL=urls[name],
+                    name.replace(" ", "-"), "gunicorn", PROJECT_WSGI, workers=1, cwd=root,
+                    PYTHONPATH=env.tree_pythonpath(root), DATABASE_URL=urls[name],
                 ))  # fmt: skip
                 asyncio.run(open_dashboard(argparse.Namespace(gunicorn=server.port, cookie=servers.login(server)), org))
                 running[name] = server
