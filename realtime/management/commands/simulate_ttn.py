@@ -41,13 +41,31 @@ class SimulatedDevice:
         return round(self.temperature, 2)
 
 
+# Decoded payloads shaped as real models' decoders write them (their Device Repository examples),
+# so the demo shows the catalogue at work: a probe beside a housing sensor, a vendor's own key,
+# and the generic keys. Each device keeps one model.
+MODELS = [
+    (("dragino", "lht65"), lambda t: {"TempC_DS": t, "TempC_SHT": 21.8, "Hum_SHT": 48.2, "BatV": 3.05}),
+    (("elsys", "elt-2"), lambda t: {"externalTemperature": t, "temperature": 21.5, "humidity": 41, "vdd": 3610}),
+    (("netvox", "r718a"), lambda t: {"Temp": t, "Humi": 45.5, "Volt": 3.6}),
+    (("milesight-iot", "em300-th"), lambda t: {"temperature": t, "humidity": 52.5, "battery": 92}),
+    (None, lambda t: {"temperature": t, "battery_v": 3.6, "humidity": 55}),
+]
+PROBE_FAULT_PROBABILITY = 0.002  # now and then a Dragino's probe reads 327.67: "no probe"
+
+
 def uplink_body(device: SimulatedDevice, temperature: float) -> dict:
     stamp = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    ids, payload = MODELS[int(device.dev_eui, 16) % len(MODELS)]
+    if ids == ("dragino", "lht65") and device.rng.random() < PROBE_FAULT_PROBABILITY:
+        temperature = 327.67
     message: dict = {
-        "decoded_payload": {"temperature": temperature, "battery": 3.6, "humidity": 55},
+        "decoded_payload": payload(temperature),
         "rx_metadata": [{"gateway_ids": {"gateway_id": "demo-gw"}, "rssi": -70 - device.rng.randint(0, 40)}],
         "received_at": stamp,
     }
+    if ids:
+        message["version_ids"] = {"brand_id": ids[0], "model_id": ids[1]}
     if device.f_cnt:  # The Things Stack omits zero values: the first uplink has no f_cnt.
         message["f_cnt"] = device.f_cnt
     return {
