@@ -33,7 +33,9 @@ READINGS_STORED = Counter("dashboard_ingest_readings_total", "Readings stored, b
 PROBE_FAULTS = Counter("dashboard_probe_faults_total", "Uplinks whose probe gave no usable temperature")
 OUTCOMES = ("stored", "duplicate", "ignored", "fault", "unmapped", "unassigned", "unclaimed")
 for _outcome in OUTCOMES:
-    INGEST.labels(_outcome)
+    INGEST.labels(_outcome)  # exported at 0 from the start, so rate() and increase() see the first one
+for _source in ("override", "normalized", "catalogue", "generic"):
+    READINGS_STORED.labels(_source)
 # Backfilled readings older than every cached window change no cached figure.
 _CACHED_WINDOW = timedelta(hours=max(TREND_HOURS, COMPLIANCE_HOURS))
 
