@@ -19,10 +19,11 @@ Why a copy is never older than Redis for any request that could know better:
   the change. Changes made by this process also drop their keys here at once (`forget`).
 - Expiry is local: a copy lives until the key's PTTL, counted from before the read was sent.
 - Only a master's pushes cover every change: writes go to the master, and a replica sees them
-  late, by replication. Each (re)connect turns tracking on and asks `ROLE` in the same round trip,
-  and a connection not confirmed a master for `CONFIRM_SECONDS` is asked again before a copy is
-  served: a silent partition (no error, no pushes) or a master demoted without closing its
-  clients costs at most that long of possibly old copies, then errors.
+  late, by replication. Each (re)connect turns tracking on and sends `HELLO` (its reply names the
+  server's role; `ROLE` is an admin command a restricted ACL user may not run) in the same round
+  trip, and a connection not confirmed a master for `CONFIRM_SECONDS` is asked again before a
+  copy is served: a silent partition (no error, no pushes) or a master demoted without closing
+  its clients costs at most that long of possibly old copies, then errors.
 - Anything that breaks the stream (connection error, reconnect, fork, a protocol surprise) drops
   every copy; a FLUSHDB/FLUSHALL arrives as a null push and drops them too.
 
@@ -77,7 +78,7 @@ return out
 
 _NEVER = math.inf
 # Copies are served only while the server confirmed this recently that it is a live master; past
-# that a ROLE goes first. Its reply comes after every push Redis sent before it, so a connection
+# that a HELLO goes first. Its reply comes after every push Redis sent before it, so a connection
 # that went silent (a partition that raised no error) or whose server became a replica cannot
 # keep serving copies for long.
 CONFIRM_SECONDS = 1.0
@@ -98,7 +99,7 @@ class NearCache:
         *,
         round_trip: Callable[[float], None] = lambda seconds: None,
     ) -> None:
-        """`round_trip` is told the duration of every Redis round trip (fetch or ROLE)."""
+        """`round_trip` is told the duration of every Redis round trip (fetch or HELLO)."""
         self._make_connection = make_connection
         self._round_trip = round_trip
         self._max_bytes = max_bytes
@@ -180,7 +181,7 @@ class NearCache:
             connection.connect()  # tracking on again, every copy dropped (`_on_connect`)
         if time.monotonic() - self._confirmed_at > CONFIRM_SECONDS:
             confirming = time.monotonic()
-            connection.send_command("ROLE")
+            connection.send_command("HELLO", 3)
             _require_master(connection, connection.read_response())  # pushes before it: applied
             self._confirmed_at = confirming
             self._round_trip(time.monotonic() - confirming)
@@ -193,7 +194,7 @@ class NearCache:
         self._confirmed_at = -_NEVER
         confirming = time.monotonic()
         try:
-            connection.send_packed_command(connection.pack_commands([("CLIENT", "TRACKING", "ON"), ("ROLE",)]))
+            connection.send_packed_command(connection.pack_commands([("CLIENT", "TRACKING", "ON"), ("HELLO", 3)]))
             if connection.read_response() not in (b"OK", "OK"):
                 raise ResponseError("CLIENT TRACKING ON refused")
             _require_master(connection, connection.read_response())
@@ -272,8 +273,8 @@ class NearCache:
         self._bytes = 0
 
 
-def _require_master(connection: AbstractConnection, role: object) -> None:
-    """`role`: the server's ROLE reply. A replica's pushes lag the changes made on its master."""
-    if not (isinstance(role, list) and role and role[0] in (b"master", "master")):
-        name = role[0] if isinstance(role, list) and role else role
-        raise NotMaster(f"the tracked connection's server is not a master ({name!r:.40}): {connection!r}")
+def _require_master(connection: AbstractConnection, hello: object) -> None:
+    """`hello`: the server's HELLO reply. A replica's pushes lag the changes made on its master."""
+    role = (hello.get(b"role") or hello.get("role")) if isinstance(hello, dict) else None
+    if role not in (b"master", "master"):
+        raise NotMaster(f"the tracked connection's server is not a master ({role!r:.40}): {connection!r}")

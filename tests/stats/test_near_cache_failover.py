@@ -115,3 +115,25 @@ def test_a_master_demoted_without_closing_its_clients_stops_serving_copies_at_th
 
     assert len(copies) == 0
     assert metric("dashboard_cache_near_total", outcome="hit") == hits
+
+
+def test_the_master_check_needs_no_admin_command(servers, monkeypatch):
+    """ROLE is an admin command; an application's ACL user is often denied those (-@dangerous)."""
+    server, _ = servers
+    admin = redis.Redis(port=server.port)
+    admin.acl_setuser(
+        "app", enabled=True, passwords=["+secret"], keys=["*"], channels=["*"], commands=["+@all", "-@dangerous"]
+    )
+    admin.set(KEY, b"value")
+
+    def connection() -> Connection:
+        return Connection(port=server.port, username="app", password="secret", protocol=3, socket_timeout=1)
+
+    copies = near.NearCache(connection, max_bytes=2**20)
+    assert copies.get_many([KEY]) == [b"value"]
+    now = near.time.monotonic() + near.CONFIRM_SECONDS + 0.5
+    monkeypatch.setattr(near.time, "monotonic", lambda: now)
+    hits = metric("dashboard_cache_near_total", outcome="hit")
+
+    assert copies.get_many([KEY]) == [b"value"]  # confirmed a master again, then served from the copy
+    assert metric("dashboard_cache_near_total", outcome="hit") == hits + 1
