@@ -1,12 +1,12 @@
 """Behind Redis Sentinel, the app rides out a failover, with the tracked copies on.
 
 One master, one replica and three sentinels on private ports, shared by the module's tests (a
-set-up takes seconds): first a failover that keeps the old master alive (Sentinel demotes it and
-closes its clients), then the master SIGKILLed. Through both, under dashboard polling and an
-uplink stream: no copy older than the last change is served once the failover is over, the
-copies are in use again, cache hits and events come back without restarting the app, the cache,
-the tracked copies and the channel layer are all on the new master, and every accepted uplink is
-in the database.
+set-up takes seconds). First a failover that keeps the old master alive (Sentinel demotes it and
+closes its clients), with dashboards polling one instance while uplinks change the value on
+another: once it is over no answer is older than the last change, no request fails and the copies
+serve again. Then the master SIGKILLed under an uplink stream: cache hits (from the copies) and
+events come back without restarting the app, and every accepted uplink is in the database. After
+each, the tracked connection and the channel layer are on the new master.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def sentinels(tmp_path_factory) -> Iterator[Sentinels]:
         for process in (master, replica, *watchers):
             process.start()
         for watcher in watchers:
-            # Sentinel's own timers, shortened as its test suite does (Redis 7+): it waits four
+            # Sentinel's own timers, shortened with SENTINEL DEBUG (Redis 7+): it waits four
             # publish periods after a failover before it demotes an old master that is still up
             # (8 s by default), and learns of role changes by INFO every info period.
             try:
