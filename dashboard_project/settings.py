@@ -165,7 +165,8 @@ CACHE_ENABLED = env_bool("CACHE_ENABLED", True)
 # CACHE_FAST_PATH=0 sends cached hits through the whole middleware stack (stats/fast_path.py).
 CACHE_FAST_PATH = env_bool("CACHE_FAST_PATH", True)
 # Each process keeps what the fast path read, up to this many MiB, exact through Redis's
-# invalidation pushes (CLIENT TRACKING, stats/near.py); 0 reads Redis on every request.
+# invalidation pushes (CLIENT TRACKING, stats/near.py; behind Sentinel the tracked connection
+# follows the master like the others); 0 reads Redis on every request.
 CACHE_NEAR_MAX_MB = env_int("CACHE_NEAR_MAX_MB", 32, minimum=0)
 # After repeated Redis failures the cache is skipped for this long, then probed again.
 CACHE_BREAKER_OPEN_SECONDS = env_int("CACHE_BREAKER_OPEN_SECONDS", 2, minimum=0)

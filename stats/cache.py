@@ -41,7 +41,6 @@ from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import NoScriptError, RedisError, ResponseError
-from redis.sentinel import SentinelConnectionPool
 
 from .near import NearCache
 
@@ -535,10 +534,11 @@ _near_lock = threading.Lock()
 
 def _near_cache(client) -> NearCache | None:
     """This process's tracked copies for `client`'s Redis; None when switched off
-    (CACHE_NEAR_MAX_MB=0) or behind Sentinel (the copies would not follow a failover)."""
+    (CACHE_NEAR_MAX_MB=0). The tracked connection is of the pool's own class: behind Sentinel, a
+    Sentinel-managed connection that (re)connects to the master the sentinels name."""
     max_mb = settings.CACHE_NEAR_MAX_MB
     pool = client.connection_pool
-    if not max_mb or isinstance(pool, SentinelConnectionPool):
+    if not max_mb:
         return None
     near = _near_caches.get(pool)
     if near is None:

@@ -18,10 +18,20 @@ Why a copy is never older than Redis for any request that could know better:
   different databases), so the push is in this process's socket before any dashboard can hear of
   the change. Changes made by this process also drop their keys here at once (`forget`).
 - Expiry is local: a copy lives until the key's PTTL, counted from before the read was sent.
-- A connection not heard from for `CONFIRM_SECONDS` is PINGed before a copy is served: a silent
-  partition (no error, no pushes) costs at most that long of possibly old copies, then errors.
+- Only a master's pushes cover every change: writes go to the master, and a replica sees them
+  late, by replication. Each (re)connect turns tracking on and sends `HELLO` (its reply names the
+  server's role; `ROLE` is an admin command a restricted ACL user may not run) in the same round
+  trip, and a connection not confirmed a master for `CONFIRM_SECONDS` is asked again before a
+  copy is served: a silent partition (no error, no pushes) or a master demoted without closing
+  its clients costs at most that long of possibly old copies, then errors.
 - Anything that breaks the stream (connection error, reconnect, fork, a protocol surprise) drops
   every copy; a FLUSHDB/FLUSHALL arrives as a null push and drops them too.
+
+Behind Sentinel the connection is redis-py's Sentinel-managed one: every (re)connect goes to the
+master the sentinels name, which is where the cache and the channel layer reconnect too. After a
+failover the old connection fails (master dead) or is closed (Sentinel's `CLIENT KILL TYPE
+normal` on the demoted master); either way every copy is dropped before one is served again, and
+tracking starts afresh on the new master.
 
 Only the lane's reads use this (`stats.cache.read_for_session`); every write and every other read
 goes to Redis as before. Errors are redis-py's own; `stats.cache` catches them at its boundary.
@@ -67,11 +77,16 @@ return out
 """
 
 _NEVER = math.inf
-# Copies are served only while the connection has been heard from this recently; past that a
-# PING goes first. Its reply comes after every push Redis sent before it, so a connection that
-# went silent (a partition that raised no error) cannot keep serving copies for long.
+# Copies are served only while the server confirmed this recently that it is a live master; past
+# that a HELLO goes first. Its reply comes after every push Redis sent before it, so a connection
+# that went silent (a partition that raised no error) or whose server became a replica cannot
+# keep serving copies for long.
 CONFIRM_SECONDS = 1.0
 _ABSENT_SIZE = 64  # what an absent key's entry is counted as, against the size bound
+
+
+class NotMaster(RedisConnectionError):
+    """The tracked connection's server is not (or no longer) a master."""
 
 
 class NearCache:
@@ -84,7 +99,7 @@ class NearCache:
         *,
         round_trip: Callable[[float], None] = lambda seconds: None,
     ) -> None:
-        """`round_trip` is told the duration of every Redis round trip (fetch or PING)."""
+        """`round_trip` is told the duration of every Redis round trip (fetch or HELLO)."""
         self._make_connection = make_connection
         self._round_trip = round_trip
         self._max_bytes = max_bytes
@@ -166,25 +181,33 @@ class NearCache:
             connection.connect()  # tracking on again, every copy dropped (`_on_connect`)
         if time.monotonic() - self._confirmed_at > CONFIRM_SECONDS:
             confirming = time.monotonic()
-            connection.send_command("PING")
-            if connection.read_response() not in (b"PONG", "PONG"):  # pushes before it: applied
-                raise ResponseError("no PONG on the tracked connection")
+            connection.send_command("HELLO", 3)
+            _require_master(connection, connection.read_response())  # pushes before it: applied
             self._confirmed_at = confirming
             self._round_trip(time.monotonic() - confirming)
         return connection
 
     def _on_connect(self, connection: AbstractConnection) -> None:
-        """Every (re)connect: nothing read before is tracked on the new socket."""
+        """Every (re)connect: nothing read before is tracked on the new socket, which may be
+        another server (Sentinel names the master anew on every connect)."""
         self._drop_all("reconnect")
         self._confirmed_at = -_NEVER
-        connection.send_command("CLIENT", "TRACKING", "ON")
-        if connection.read_response() not in (b"OK", "OK"):
-            raise ResponseError("CLIENT TRACKING ON refused")
+        confirming = time.monotonic()
+        try:
+            connection.send_packed_command(connection.pack_commands([("CLIENT", "TRACKING", "ON"), ("HELLO", 3)]))
+            if connection.read_response() not in (b"OK", "OK"):
+                raise ResponseError("CLIENT TRACKING ON refused")
+            _require_master(connection, connection.read_response())
+        except BaseException:
+            # redis-py runs this callback after its handshake: a socket left open would read as
+            # connected, and a retried connect would return it untracked.
+            connection.disconnect()
+            raise
+        self._confirmed_at = confirming
 
     def _fetch(self, connection: AbstractConnection, keys: list[str]) -> dict[str, bytes | None]:
         sent_at = time.monotonic()
         reply = self._run(connection, keys)
-        self._confirmed_at = sent_at
         self._round_trip(time.monotonic() - sent_at)
         _FETCHED.inc(len(keys))
         values: dict[str, bytes | None] = {}
@@ -248,3 +271,10 @@ class NearCache:
     def _clear(self) -> None:
         self._entries.clear()
         self._bytes = 0
+
+
+def _require_master(connection: AbstractConnection, hello: object) -> None:
+    """`hello`: the server's HELLO reply. A replica's pushes lag the changes made on its master."""
+    role = (hello.get(b"role") or hello.get("role")) if isinstance(hello, dict) else None
+    if role not in (b"master", "master"):
+        raise NotMaster(f"the tracked connection's server is not a master ({role!r:.40}): {connection!r}")

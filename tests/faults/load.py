@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
@@ -18,6 +19,7 @@ class Sample:
     started: float  # time.monotonic()
     seconds: float
     status: int  # 0: no HTTP answer at all (refused, reset, timeout)
+    body: bytes = b""
 
 
 def p95(samples: list[Sample]) -> float:
@@ -27,8 +29,10 @@ def p95(samples: list[Sample]) -> float:
 
 
 class Load:
-    def __init__(self, server: LiveServer, *, cookie: str, paths: list[str], clients: int) -> None:
-        self.server, self.cookie, self.paths, self.clients = server, cookie, paths, clients
+    """`clients` dashboards polling `paths` in turn, each waiting `pause` seconds between polls."""
+
+    def __init__(self, server: LiveServer, *, cookie: str, paths: list[str], clients: int, pause: float = 0.0) -> None:
+        self.server, self.cookie, self.paths, self.clients, self.pause = server, cookie, paths, clients, pause
         self.samples: list[Sample] = []
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -39,10 +43,12 @@ class Load:
             while not self._stop.is_set():
                 started = time.monotonic()
                 try:
-                    status = client.get(next(paths)).status_code
+                    response = client.get(next(paths))
+                    status, body = response.status_code, response.content
                 except httpx.HTTPError:
-                    status = 0
-                self.samples.append(Sample(started, time.monotonic() - started, status))  # list.append is atomic
+                    status, body = 0, b""
+                self.samples.append(Sample(started, time.monotonic() - started, status, body))  # list.append is atomic
+                self._stop.wait(self.pause)
 
     def __enter__(self) -> Load:
         self._threads = [threading.Thread(target=self._client, args=(i,), daemon=True) for i in range(self.clients)]
@@ -63,16 +69,27 @@ class Load:
 class Post:
     f_cnt: int
     sent: float
+    answered: float
     status: int  # 0: no HTTP answer
     body: dict
     payload: dict
 
 
 class UplinkStream:
-    """One TTN-like sender: an uplink every `every` seconds, each with its own frame counter."""
+    """One TTN-like sender: an uplink every `every` seconds, each with its own frame counter and
+    the temperature `temperature(f_cnt)`."""
 
-    def __init__(self, server: LiveServer, *, secret: str, dev_eui: str, every: float = 0.05) -> None:
+    def __init__(
+        self,
+        server: LiveServer,
+        *,
+        secret: str,
+        dev_eui: str,
+        every: float = 0.05,
+        temperature: Callable[[int], float] = lambda f_cnt: 4.0,
+    ) -> None:
         self.server, self.secret, self.dev_eui, self.every = server, secret, dev_eui, every
+        self.temperature = temperature
         self.posts: list[Post] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -82,13 +99,13 @@ class UplinkStream:
         with httpx.Client(base_url=self.server.url, headers={"X-Webhook-Secret": self.secret}, timeout=10) as client:
             while not self._stop.is_set():
                 f_cnt += 1
-                sent, payload = time.monotonic(), uplink(self.dev_eui, 4.0, f_cnt=f_cnt)
+                sent, payload = time.monotonic(), uplink(self.dev_eui, self.temperature(f_cnt), f_cnt=f_cnt)
                 try:
                     response = client.post("/api/webhooks/ttn", json=payload)
                     status, body = response.status_code, response.json()
                 except (httpx.HTTPError, ValueError):
                     status, body = 0, {}
-                self.posts.append(Post(f_cnt, sent, status, body, payload))
+                self.posts.append(Post(f_cnt, sent, time.monotonic(), status, body, payload))
                 self._stop.wait(self.every)
 
     def __enter__(self) -> UplinkStream:

@@ -53,3 +53,29 @@ def test_without_sentinels_redis_url_is_used():
     assert default["LOCATION"] == "redis://cache.internal:6380/3"
     assert default["OPTIONS"]["CLIENT_CLASS"] == "django_redis.client.DefaultClient"
     assert channels["hosts"] == [{"address": "redis://cache.internal:6380/4", "max_connections": 2000}]
+
+
+TRACKED_CONNECTION = (
+    "import json; from django.core.cache import caches; from stats import cache; "
+    "connection = cache._near_cache(caches['default'].client.get_client(write=True))._make_connection(); "
+    "proxy = connection.connection_pool; "
+    "print(json.dumps([type(connection).__name__, connection.protocol, proxy.service_name, proxy.is_master, "
+    "connection.db]))"
+)
+
+
+def test_under_sentinels_the_tracked_copies_connect_to_the_master_the_sentinels_name():
+    environ = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "dashboard_project.settings",
+        "REDIS_SENTINELS": "10.0.0.1:26379",
+        "REDIS_SENTINEL_MASTER": "cache-master",
+        "REDIS_CACHE_DB": "3",
+        "CACHE_NEAR_MAX_MB": "32",
+    }
+    command = [sys.executable, "-c", TRACKED_CONNECTION]
+    out = subprocess.run(command, cwd=ROOT, env=environ, capture_output=True, text=True, timeout=30)
+
+    assert out.returncode == 0, out.stderr
+    # Nothing is connected yet: the class, protocol and service say where a connect will go.
+    assert json.loads(out.stdout) == ["SentinelManagedConnection", 3, "cache-master", True, 3]

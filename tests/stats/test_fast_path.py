@@ -77,7 +77,7 @@ def test_a_lane_hit_reads_redis_once_then_not_at_all_costs_no_query_and_counts_o
 ):
     from stats import near
 
-    monkeypatch.setattr(near, "CONFIRM_SECONDS", 3600.0)  # no liveness PING between the requests
+    monkeypatch.setattr(near, "CONFIRM_SECONDS", 3600.0)  # no liveness HELLO between the requests
     url = _urls(dashboard)[0]
     dashboard.client.get(url)  # the miss: the stack computes and stores
     hits = metric("dashboard_cache_hit_total", query_type="stats")

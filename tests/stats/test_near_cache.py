@@ -34,8 +34,8 @@ def _session_key(dashboard) -> str:
 @pytest.fixture
 def warm(dashboard, redis_client, monkeypatch):
     """Org A's stats cached in Redis and copied into this process (session, principal, value).
-    The liveness PING is pushed out of the way of exact command counts (a slow machine could
-    take a second between two requests); the PING's own test moves the clock instead."""
+    The liveness HELLO is pushed out of the way of exact command counts (a slow machine could
+    take a second between two requests); the HELLO's own test moves the clock instead."""
     monkeypatch.setattr(near, "CONFIRM_SECONDS", 3600.0)
     url = _stats_url(dashboard)
     first = dashboard.client.get(url)
@@ -120,23 +120,23 @@ def test_a_copy_expires_with_its_key_by_the_local_clock(dashboard, redis_client,
     assert _calls(redis_client)["evalsha"] == before + 2
 
 
-def test_a_connection_not_heard_from_for_a_second_is_pinged_before_a_copy_is_served(
+def test_a_connection_not_confirmed_for_a_second_is_asked_its_role_before_a_copy_is_served(
     dashboard, redis_client, warm, monkeypatch
 ):
     monkeypatch.setattr(near, "CONFIRM_SECONDS", 1.0)
     started = near.time.monotonic()
     monkeypatch.setattr(near.time, "monotonic", lambda: started + 1.5)
     stats = redis_client.info("commandstats")
-    pings, evalsha = stats.get("cmdstat_ping", {}).get("calls", 0), stats["cmdstat_evalsha"]["calls"]
+    hellos, evalsha = stats["cmdstat_hello"]["calls"], stats["cmdstat_evalsha"]["calls"]
 
     response, lane = _get(dashboard.client, redis_client, _stats_url(dashboard))
 
     assert (response.status_code, lane) == (200, True)
     stats = redis_client.info("commandstats")
-    assert stats["cmdstat_ping"]["calls"] == pings + 1
+    assert stats["cmdstat_hello"]["calls"] == hellos + 1
     assert stats["cmdstat_evalsha"]["calls"] == evalsha  # still served from the copies
     _, lane = _get(dashboard.client, redis_client, _stats_url(dashboard))
-    assert redis_client.info("commandstats")["cmdstat_ping"]["calls"] == pings + 1  # confirmed: no second
+    assert redis_client.info("commandstats")["cmdstat_hello"]["calls"] == hellos + 1  # confirmed: no second
 
 
 def test_this_processs_own_invalidation_drops_the_copy_without_waiting_for_the_push(dashboard, redis_client, warm):
