@@ -1,0 +1,181 @@
+"""A Redis outage under steady traffic is logged, not flooded: each boundary that loses Redis (the
+dashboard cache, the channel layer) writes one line when the trouble starts and one when it ends,
+with how many operations failed meanwhile, however many requests, uplinks and WebSocket
+connects ran into it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import re
+import threading
+import time
+
+import pytest
+from django.test import Client
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+from websockets.sync.client import connect
+
+from dashboard_project.outage import OutageLog
+from stats.models import Role
+from tests import factories
+from tests.faults.load import Load, UplinkStream
+from tests.faults.processes import RedisProcess, stop_all, wait_for
+from tests.live import LiveServer, start_daphne
+
+# A line of the server's log: "<date> <time> <LEVEL> <logger> <message>" (settings.LOGGING).
+_LINE = re.compile(r"^\S+ \S+ (?P<level>[A-Z]+) (?P<logger>\S+) (?P<message>.*)$")
+_ENDED = re.compile(r"answering again after [0-9.]+s: (?P<failed>[0-9]+) operations failed")
+
+
+class Dashboard:
+    """A browser tab's socket: reconnects a moment after every close, as dashboard.js does."""
+
+    def __init__(self, server: LiveServer, org_id: object, cookie: str) -> None:
+        self.url = f"{server.ws_url}/ws/orgs/{org_id}/"
+        self.headers = {"Origin": server.url, "Cookie": f"sessionid={cookie}"}
+        self.received: list[tuple[float, str]] = []
+        self.refused = 0  # connects that ended before their hello
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            hello = False
+            try:
+                with connect(self.url, additional_headers=self.headers, open_timeout=5) as conn:
+                    while not self._stop.is_set():
+                        try:
+                            kind = json.loads(conn.recv(timeout=0.2))["type"]
+                        except TimeoutError:
+                            continue
+                        hello = hello or kind == "hello"
+                        self.received.append((time.monotonic(), kind))
+            except (ConnectionClosed, InvalidHandshake, OSError):
+                pass
+            self.refused += not hello
+            self._stop.wait(0.2)
+
+    def events_after(self, moment: float, kind: str) -> int:
+        return sum(1 for at, k in self.received if at > moment and k == kind)
+
+    def __enter__(self) -> Dashboard:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(timeout=15)
+
+
+def _world() -> tuple[object, object, str]:
+    org = factories.organization("Outage")
+    device = factories.device(factories.unit(org))
+    client = Client()
+    client.force_login(factories.member(org, role=Role.VIEWER))
+    return org, device, client.cookies["sessionid"].value
+
+
+def _records(server: LiveServer) -> list[dict[str, str]]:
+    return [m.groupdict() for line in server.log.read_text().splitlines() if (m := _LINE.match(line))]
+
+
+def _ended(server: LiveServer, logger: str) -> list[int]:
+    return [int(m["failed"]) for r in _records(server) if r["logger"] == logger and (m := _ENDED.search(r["message"]))]
+
+
+def test_concurrent_failures_log_one_line_and_the_first_success_one_more_with_their_count(caplog):
+    outage = OutageLog(logging.getLogger("tests.outage"), "Thing", counted_in="things_total")
+    threads, start = 8, threading.Barrier(8)
+
+    def in_parallel(work) -> None:
+        def run() -> None:
+            start.wait()
+            work()
+
+        workers = [threading.Thread(target=run) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    def fail() -> None:
+        for _ in range(100):
+            outage.failed("get", "refused")
+            outage.skipped()
+
+    in_parallel(fail)
+    in_parallel(outage.answered)
+    outage.failed("set", "refused again")
+    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "tests.outage"]
+    assert lines[0] == (
+        "ERROR",
+        "Get error: refused (Thing unavailable; further failures are counted in things_total, not logged, until it"
+        " answers again)",
+    )
+    assert lines[1][0] == "WARNING"
+    assert re.fullmatch(
+        r"Thing answering again after [0-9.]+s: 800 operations failed meanwhile, 800 more skipped", lines[1][1]
+    )
+    assert lines[2][1].startswith("Set error: refused again (Thing unavailable;")  # a new outage is a new line
+    assert len(lines) == 3
+
+
+@pytest.mark.live
+@pytest.mark.django_db(transaction=True)
+def test_a_redis_outage_under_traffic_logs_one_line_when_it_starts_and_one_when_it_ends(transactional_db, tmp_path):
+    org, device, cookie = _world()
+    paths = [f"/api/orgs/{org.id}/stats", f"/api/orgs/{org.id}/units", f"/api/orgs/{org.id}/units/status"]
+    redis_server = RedisProcess(tmp_path / "redis").start()
+    server = start_daphne(tmp_path, extra_env={"REDIS_URL": redis_server.url})
+    try:
+        with (
+            Load(server, cookie=cookie, paths=paths, clients=4) as load,
+            UplinkStream(server, secret=org.webhook_secret, dev_eui=device.dev_eui) as uplinks,
+            Dashboard(server, org.id, cookie) as tab,
+        ):
+            started = time.monotonic()
+            wait_for(lambda: tab.events_after(started, "reading") >= 3, timeout=20, what="live readings before")
+            redis_server.kill()
+            killed = time.monotonic()
+            # Steady traffic into the outage: uplinks, polls and the tab's reconnects all fail Redis.
+            wait_for(
+                lambda: (
+                    len(uplinks.after(killed)) >= 40
+                    and len(load.between(killed, time.monotonic())) >= 100
+                    and tab.refused >= 3
+                ),
+                timeout=30,
+                what="traffic during the outage",
+            )
+            restarting = time.monotonic()
+            redis_server.start()
+            wait_for(lambda: tab.events_after(restarting, "reading") >= 3, timeout=20, what="live readings after")
+            with contextlib.suppress(AssertionError):  # the assertions below say what is missing
+                wait_for(
+                    lambda: _ended(server, "stats.cache") and _ended(server, "realtime.broadcast"),
+                    timeout=10,
+                    what="both boundaries to log the end of the outage",
+                )
+        outage_uplinks = len(uplinks.after(killed)) - len(uplinks.after(restarting))
+    finally:
+        stop_all(server, redis_server)
+
+    records = _records(server)
+    report = "\n".join(f"{r['level']} {r['logger']} {r['message'][:200]}" for r in records if r["level"] != "INFO")
+    print(report)
+    assert [p.status for p in uplinks.posts if p.status != 200] == [], report
+    assert [s for s in load.samples if s.status != 200] == [], report
+    troubles = [(r["level"], r["logger"]) for r in records if r["level"] in {"WARNING", "ERROR", "CRITICAL"}]
+    assert sorted(troubles) == [
+        ("ERROR", "realtime.broadcast"),
+        ("ERROR", "stats.cache"),
+        ("WARNING", "realtime.broadcast"),
+        ("WARNING", "stats.cache"),
+    ], report
+    assert "Traceback" not in server.log.read_text(), report
+    # The count carries what the lines no longer say one by one: every uplink of the outage failed
+    # its send (the consumer's reconnects failed theirs too).
+    [cache_failed], [layer_failed] = _ended(server, "stats.cache"), _ended(server, "realtime.broadcast")
+    assert cache_failed >= 1 and layer_failed >= outage_uplinks - 2, report
