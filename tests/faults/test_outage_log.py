@@ -17,7 +17,7 @@ from django.test import Client
 from websockets.exceptions import ConnectionClosed, InvalidHandshake
 from websockets.sync.client import connect
 
-from dashboard_project.outage import OutageLog
+from dashboard_project.outage import QUIET_SECONDS, OutageLog
 from stats.models import Role
 from tests import factories
 from tests.faults.load import Load, UplinkStream
@@ -26,7 +26,7 @@ from tests.live import LiveServer, start_daphne
 
 # A line of the server's log: "<date> <time> <LEVEL> <logger> <message>" (settings.LOGGING).
 _LINE = re.compile(r"^\S+ \S+ (?P<level>[A-Z]+) (?P<logger>\S+) (?P<message>.*)$")
-_ENDED = re.compile(r"answering again after [0-9.]+s: (?P<failed>[0-9]+) operations failed")
+_ENDED = re.compile(r"answering again: (?P<failed>[0-9]+) operations failed over [0-9.]+s")
 
 
 class Dashboard:
@@ -85,8 +85,21 @@ def _ended(server: LiveServer, logger: str) -> list[int]:
     return [int(m["failed"]) for r in _records(server) if r["logger"] == logger and (m := _ENDED.search(r["message"]))]
 
 
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _lines(caplog) -> list[tuple[str, str]]:
+    return [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "tests.outage"]
+
+
 def test_concurrent_failures_log_one_line_and_the_first_success_one_more_with_their_count(caplog):
-    outage = OutageLog(logging.getLogger("tests.outage"), "Thing", counted_in="things_total")
+    clock = Clock()
+    outage = OutageLog(logging.getLogger("tests.outage"), "Thing", counted_in="things_total", clock=clock)
     threads, start = 8, threading.Barrier(8)
 
     def in_parallel(work) -> None:
@@ -106,20 +119,32 @@ def test_concurrent_failures_log_one_line_and_the_first_success_one_more_with_th
             outage.skipped()
 
     in_parallel(fail)
+    clock.now += QUIET_SECONDS
     in_parallel(outage.answered)
     outage.failed("set", "refused again")
-    lines = [(r.levelname, r.getMessage()) for r in caplog.records if r.name == "tests.outage"]
-    assert lines[0] == (
-        "ERROR",
-        "Get error: refused (Thing unavailable; further failures are counted in things_total, not logged, until it"
-        " answers again)",
-    )
-    assert lines[1][0] == "WARNING"
-    assert re.fullmatch(
-        r"Thing answering again after [0-9.]+s: 800 operations failed meanwhile, 800 more skipped", lines[1][1]
-    )
-    assert lines[2][1].startswith("Set error: refused again (Thing unavailable;")  # a new outage is a new line
-    assert len(lines) == 3
+    assert _lines(caplog) == [
+        (
+            "ERROR",
+            "Get error: refused (Thing unavailable; further failures are counted in things_total, not logged, until it"
+            " answers again)",
+        ),
+        ("WARNING", "Thing answering again: 800 operations failed over 0.0s, 800 more skipped"),
+        (
+            "ERROR",  # a new outage is a new line
+            "Set error: refused again (Thing unavailable; further failures are counted in things_total, not logged,"
+            " until it answers again)",
+        ),
+    ]
+
+
+def test_failures_among_successes_are_one_outage_until_a_quiet_second(caplog):
+    clock = Clock()
+    outage = OutageLog(logging.getLogger("tests.outage"), "Thing", counted_in="things_total", clock=clock)
+    for at, call in [(0.0, "failed"), (0.5, "answered"), (0.8, "failed"), (1.5, "answered"), (1.8, "answered")]:
+        clock.now = 100.0 + at
+        outage.failed("set", "OOM") if call == "failed" else outage.answered()
+    assert [level for level, _ in _lines(caplog)] == ["ERROR", "WARNING"]
+    assert _lines(caplog)[1][1] == "Thing answering again: 2 operations failed over 0.8s"
 
 
 @pytest.mark.live
