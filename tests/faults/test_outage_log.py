@@ -11,6 +11,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Iterator
 
 import pytest
 from django.test import Client
@@ -36,37 +37,43 @@ class Dashboard:
         self.url = f"{server.ws_url}/ws/orgs/{org_id}/"
         self.headers = {"Origin": server.url, "Cookie": f"sessionid={cookie}"}
         self.received: list[tuple[float, str]] = []
+        self.closed_with: list[int] = []
         self.refused = 0  # connects that ended before their hello
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self.stop = threading.Event()
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
+    def run(self) -> None:
+        while not self.stop.is_set():
             hello = False
             try:
                 with connect(self.url, additional_headers=self.headers, open_timeout=5) as conn:
-                    while not self._stop.is_set():
+                    while not self.stop.is_set():
                         try:
                             kind = json.loads(conn.recv(timeout=0.2))["type"]
                         except TimeoutError:
                             continue
                         hello = hello or kind == "hello"
                         self.received.append((time.monotonic(), kind))
-            except (ConnectionClosed, InvalidHandshake, OSError):
+            except ConnectionClosed as closed:
+                self.closed_with.append(closed.rcvd.code if closed.rcvd else 0)
+            except (InvalidHandshake, OSError):
                 pass
             self.refused += not hello
-            self._stop.wait(0.2)
+            self.stop.wait(0.2)
 
     def events_after(self, moment: float, kind: str) -> int:
         return sum(1 for at, k in self.received if at > moment and k == kind)
 
-    def __enter__(self) -> Dashboard:
-        self._thread.start()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(timeout=15)
+@contextlib.contextmanager
+def open_tab(server: LiveServer, org_id: object, cookie: str) -> Iterator[Dashboard]:
+    tab = Dashboard(server, org_id, cookie)
+    thread = threading.Thread(target=tab.run, daemon=True)
+    thread.start()
+    try:
+        yield tab
+    finally:
+        tab.stop.set()
+        thread.join(timeout=15)
 
 
 def _world() -> tuple[object, object, str]:
@@ -158,7 +165,7 @@ def test_a_redis_outage_under_traffic_logs_one_line_when_it_starts_and_one_when_
         with (
             Load(server, cookie=cookie, paths=paths, clients=4) as load,
             UplinkStream(server, secret=org.webhook_secret, dev_eui=device.dev_eui) as uplinks,
-            Dashboard(server, org.id, cookie) as tab,
+            open_tab(server, org.id, cookie) as tab,
         ):
             started = time.monotonic()
             wait_for(lambda: tab.events_after(started, "reading") >= 3, timeout=20, what="live readings before")
@@ -200,6 +207,7 @@ def test_a_redis_outage_under_traffic_logs_one_line_when_it_starts_and_one_when_
         ("WARNING", "stats.cache"),
     ], report
     assert "Traceback" not in server.log.read_text(), report
+    assert 4503 in tab.closed_with, tab.closed_with  # told to come back later, and it did (live readings after)
     # The count carries what the lines no longer say one by one: every uplink of the outage failed
     # its send (the consumer's reconnects failed theirs too).
     [cache_failed], [layer_failed] = _ended(server, "stats.cache"), _ended(server, "realtime.broadcast")

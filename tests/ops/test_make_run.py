@@ -24,17 +24,9 @@ pytestmark = pytest.mark.live
 _STARTED = re.compile(r"started a private Redis at redis://127\.0\.0\.1:(?P<port>[0-9]+) \(pid (?P<pid>[0-9]+)")
 
 
-def _alive(pid: int) -> bool:
+def _alive(pid: int, *, group: bool = False) -> bool:
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
-
-
-def _group_alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
+        (os.killpg if group else os.kill)(pid, 0)
     except ProcessLookupError:
         return False
     return True
@@ -84,11 +76,11 @@ def test_make_run_without_redis_starts_a_private_one_is_live_and_stops_it(tmp_pa
         assert reading["data"]["temperature"] is not None
         os.killpg(make.pid, signal.SIGTERM)
         make.wait(timeout=60)
-        wait_for(lambda: not _group_alive(make.pid), timeout=30, what="every process of the demo to stop")
+        wait_for(lambda: not _alive(make.pid, group=True), timeout=30, what="every process of the demo to stop")
         assert not _alive(redis_pid) and not port_open("127.0.0.1", redis_port)
         assert f"stopped the private Redis (pid {redis_pid})" in log.read_text()
     finally:
-        if _group_alive(make.pid):
+        if _alive(make.pid, group=True):
             os.killpg(make.pid, signal.SIGKILL)
         make.wait(timeout=30)
         if redis_pid and _alive(redis_pid):  # its own session: the group's SIGKILL missed it
