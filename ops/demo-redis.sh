@@ -34,7 +34,7 @@ mkdir -p var/redis
 setsid redis-server --bind 127.0.0.1 --port "$port" --save "" --appendonly no \
   --dir "$PWD/var/redis" --logfile "$PWD/var/redis/redis.log" --daemonize no &
 pid=$!
-trap 'kill "$pid" 2>/dev/null && wait "$pid"; echo "  stopped the private Redis (pid $pid)"' EXIT
+trap 'if kill "$pid" 2>/dev/null; then wait "$pid" || true; echo "  stopped the private Redis (pid $pid)"; fi' EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 for _ in $(seq 100); do

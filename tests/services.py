@@ -95,12 +95,13 @@ def _ensure_database(host: str, port: int, user: str, name: str) -> None:
 
 
 def ensure_all() -> None:
-    from dashboard_project.settings import REDIS_SENTINELS, REDIS_URL
+    from django.conf import settings  # the test settings: their REDIS_URL, as the suite reads it
 
-    if not REDIS_SENTINELS:
-        ensure_redis(REDIS_URL)
+    if not settings.REDIS_SENTINELS:
+        ensure_redis(settings.REDIS_URL)
     ensure_postgres(os.environ.get("DATABASE_URL", ""))
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     ensure_all()
