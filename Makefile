@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SIMULATE ?= 1
 
-.PHONY: run test lint bench clean
+.PHONY: run demo test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,13 @@ $(BIN)/.installed-test: $(BIN)/.installed pyproject.toml
 	$(BIN)/pip check
 	touch $@
 
+# `demo` with a private Redis when none answers at REDIS_URL (ops/demo-redis.sh).
+run: $(BIN)/.installed
+	@ops/demo-redis.sh $(BIN)/python $(MAKE) --no-print-directory demo
+
 # Serves on 127.0.0.1:$(PORT) with daphne; beside it the offline sweep and (SIMULATE=0 turns it
 # off) the TTN simulator, all stopped together with Ctrl-C.
-run: $(BIN)/.installed
+demo: $(BIN)/.installed
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo ""

@@ -1,8 +1,9 @@
 """The one emitter: after commit, invalidate what the events change (recomputing the few keys
 events refresh), then push them to browsers.
 
-This module is the channel layer's boundary: its failures are caught, counted and logged here and
-never fail the caller (the reading is already committed; browsers resync on reconnect).
+This module is the channel layer's boundary: its failures (the consumers' subscriptions and
+receive loops included) are caught and counted here, logged once per outage, and never fail the
+caller (the reading is already committed; browsers resync on reconnect).
 """
 
 from __future__ import annotations
@@ -14,12 +15,14 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 
 from channels.layers import get_channel_layer
 from django.db import DatabaseError, transaction
 from prometheus_client import Counter, Histogram
+from redis.exceptions import RedisError
 
+from dashboard_project.outage import OutageLog
 from stats import cache, services
 
 from .events import Event
@@ -28,9 +31,9 @@ logger = logging.getLogger("realtime.broadcast")
 
 EVENTS_SENT = Counter("dashboard_events_sent_total", "Dashboard events sent to organization groups", ["event"])
 BROADCAST_ERRORS = Counter(
-    "dashboard_broadcast_errors_total", "Failures while emitting events (invalidate or send)", ["stage"]
+    "dashboard_broadcast_errors_total", "Failures of emits and of the channel layer, by stage", ["stage"]
 )
-for _stage in ("invalidate", "refresh", "send"):
+for _stage in ("invalidate", "refresh", "send", "subscribe", "unsubscribe", "receive"):
     BROADCAST_ERRORS.labels(_stage)  # exported at 0 from the start, so increase() sees the first error
 EMIT_SECONDS = Histogram(
     "dashboard_emit_duration_seconds",
@@ -42,6 +45,9 @@ GROUP_MESSAGE_TYPE = "dashboard.events"
 # A hung channel layer must not hold an ingestion request for long.
 SEND_TIMEOUT_SECONDS = 1.0
 _GROUP_NAME_OK = re.compile(r"^[A-Za-z0-9._-]{1,99}$")
+# What channels_redis raises when its Redis fails (refused, reset, timed out).
+LAYER_ERRORS = (RedisError, OSError)
+_outage = OutageLog(logger, "channel layer", counted_in="dashboard_broadcast_errors_total{stage}")
 
 
 class _SendLoop:
@@ -113,9 +119,8 @@ def emit(events: Sequence[Event]) -> None:
             deleted = cache.invalidate_keys_present([key for event in org_events for key in event.cache_keys()])
             if deleted is not None:
                 refreshers = _refreshers(org_events, set(deleted))
-        if deleted is None:
+        if deleted is None:  # logged by the cache boundary; the events go out anyway (the TTL bounds staleness)
             BROADCAST_ERRORS.labels("invalidate").inc()
-            logger.error("Invalidation failed for org %s; sending events anyway (TTL bounds staleness)", org_id)
         _refresh(refreshers)
         _send(org_id, org_events)
     EMIT_SECONDS.observe(time.perf_counter() - started)
@@ -149,8 +154,25 @@ def _send(org_id: uuid.UUID, events: list[Event]) -> None:
         # The outer bound only matters if the loop itself is stuck; wait_for bounds the send.
         _SEND_LOOP.run(send(), SEND_TIMEOUT_SECONDS + 1.0)
     except Exception as exc:  # the channel layer's failures (Redis down, timeouts) stop here
-        BROADCAST_ERRORS.labels("send").inc()
-        logger.error("Broadcast to org %s failed: %r", org_id, exc)
+        layer_failed("send", exc)
         return
+    _outage.answered()
     for event in events:
         EVENTS_SENT.labels(str(event.type)).inc()
+
+
+def layer_failed(stage: str, error: BaseException) -> None:
+    """Count a channel-layer failure; only the first of an outage is logged."""
+    BROADCAST_ERRORS.labels(stage).inc()
+    _outage.failed(stage, f"{type(error).__name__}({error})")  # redis-py's repr drops the message
+
+
+async def layer_call(stage: str, call: Awaitable[object]) -> bool:
+    """Await a consumer's channel-layer call (group_add, group_discard); False when it failed."""
+    try:
+        await call
+    except LAYER_ERRORS as exc:
+        layer_failed(stage, exc)
+        return False
+    _outage.answered()
+    return True

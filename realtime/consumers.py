@@ -10,13 +10,16 @@ from prometheus_client import Counter, Gauge
 
 from stats.services import principal_get
 
-from .broadcast import group_name
+from . import broadcast
 
 logger = logging.getLogger(__name__)
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_TOO_CHATTY = 4408
+# The channel layer's Redis failed: the dashboard reconnects (with backoff) and resyncs. (Daphne
+# refuses the standard 1011/1013 from an application: only 1000 and 3000-4999.)
+CLOSE_TRY_AGAIN_LATER = 4503
 # Clients only ever send pings; anything beyond this per connection is abuse.
 MAX_CLIENT_MESSAGES = 120
 MAX_CLIENT_MESSAGE_BYTES = 1024
@@ -30,6 +33,16 @@ for _reason in ("anonymous", "not_member"):
 class OrganizationConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
     received = 0
+
+    async def __call__(self, scope: dict, receive: object, send: object) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        except broadcast.LAYER_ERRORS as exc:  # the receive loop lost the channel layer's Redis
+            broadcast.layer_failed("receive", exc)
+            if self.group is not None:
+                WS_CONNECTIONS.dec()
+                self.group = None
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -45,16 +58,19 @@ class OrganizationConsumer(AsyncJsonWebsocketConsumer):
             WS_REJECTED.labels("not_member").inc()
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.group = group_name(org_id)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        group = broadcast.group_name(org_id)
+        if not await broadcast.layer_call("subscribe", self.channel_layer.group_add(group, self.channel_name)):
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
+        self.group = group
         WS_CONNECTIONS.inc()
         await self.send_json({"type": "hello", "data": {"organizationId": str(org_id)}})
 
     async def disconnect(self, code: int) -> None:
         if self.group is not None:
             WS_CONNECTIONS.dec()
-            await self.channel_layer.group_discard(self.group, self.channel_name)
-            self.group = None
+            group, self.group = self.group, None
+            await broadcast.layer_call("unsubscribe", self.channel_layer.group_discard(group, self.channel_name))
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: object) -> None:
         self.received += 1

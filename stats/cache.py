@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 from weakref import WeakKeyDictionary
 
 from django.conf import settings
@@ -41,6 +42,8 @@ from django.core.cache import caches
 from django_redis.exceptions import ConnectionInterrupted
 from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import NoScriptError, RedisError, ResponseError
+
+from dashboard_project.outage import OutageLog
 
 from .near import NearCache
 
@@ -289,16 +292,13 @@ class _Breaker:
 
 
 _breaker = _Breaker()
+_outage = OutageLog(logger, "Redis", prefix="[CacheService] ", counted_in="dashboard_cache_error_total{operation}")
 
 
 def reset_breaker() -> None:
     """Forget past failures (tests that point the cache somewhere else start clean)."""
     _breaker.reset()
-
-
-def redis_usable() -> bool:
-    """False while the breaker is open: other Redis users (sessions) skip Redis too."""
-    return _breaker.allow()
+    _outage.forget()
 
 
 def is_enabled() -> bool:
@@ -325,12 +325,14 @@ def _latency(operation: str):
 
 
 @contextmanager
-def _redis(operation: str, *, timed: bool = True) -> Iterator[object]:
+def _redis(operation: str, *, timed: bool = True, breaker: bool = True) -> Iterator[object]:
     """Run one Redis operation: timed, breaker-guarded, errors counted, logged and converted.
     `timed=False`: the operation times its own round trips (the tracked copies, whose hits make
-    none and must not dilute the latency the alerts watch)."""
-    if not _breaker.allow():
+    none and must not dilute the latency the alerts watch). `breaker=False`: tried even while
+    the breaker is open."""
+    if breaker and not _breaker.allow():
         CACHE_BREAKER_SKIPPED.labels(operation).inc()
+        _outage.skipped()
         raise CacheUnavailable(operation)
     latency = _latency(operation)
     started = time.perf_counter()
@@ -339,13 +341,28 @@ def _redis(operation: str, *, timed: bool = True) -> Iterator[object]:
     except (RedisError, ConnectionInterrupted, OSError) as exc:
         CACHE_ERROR.labels(operation).inc()
         _breaker.failure()
-        logger.error("[CacheService] %s error: %s", operation.capitalize(), exc)
+        _outage.failed(operation, exc)
         raise CacheUnavailable(operation) from exc
     else:
         _breaker.success()
+        _outage.answered()
     finally:
         if timed:
             latency.observe(time.perf_counter() - started)
+
+
+_T = TypeVar("_T")
+
+
+def guarded(operation: str, call: Callable[[], _T], default: _T, *, breaker: bool = True) -> _T:
+    """`call()`, made by another client of this Redis (the sessions cache), through this boundary:
+    skipped while the breaker is open (unless `breaker=False`), a failure counted, logged once per
+    outage and answered with `default`."""
+    try:
+        with _redis(operation, timed=False, breaker=breaker):
+            return call()
+    except CacheUnavailable:
+        return default
 
 
 def _run_script(client, script: _Lua, keys: list[str], args: list[object]):
@@ -782,9 +799,10 @@ def health_check() -> dict[str, object]:
         _client().ping()
         ok = True
         _breaker.success()
+        _outage.answered()
     except (RedisError, ConnectionInterrupted, OSError) as exc:
         CACHE_ERROR.labels("health").inc()
-        logger.error("[CacheService] Health error: %s", exc)
+        _outage.failed("health", exc)
         ok = False
     latency_ms = round((time.perf_counter() - started) * 1000, 3)
     CACHE_LATENCY.labels("health").observe(latency_ms / 1000)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
 from stats import cache
+from tests.conftest import metric
 
 pytestmark = pytest.mark.django_db
 
@@ -28,5 +32,15 @@ def test_while_the_breaker_is_open_sessions_skip_redis_and_read_the_database(das
     dashboard.client.get(url)
     for _ in range(cache.BREAKER_FAILURE_THRESHOLD):
         cache._breaker.failure()  # what five failed Redis calls do
-    assert not cache.redis_usable()
+    assert not cache._breaker.allow()
     assert _session_queries(dashboard.client, url) == 1
+
+
+def test_a_failing_sessions_redis_is_counted_per_request_and_logged_once(dashboard, redis_down, caplog):
+    errors = metric("dashboard_cache_error_total", operation="session")
+    with override_settings(CACHE_BREAKER_OPEN_SECONDS=0):  # every request tries Redis again
+        for _ in range(3):
+            assert dashboard.client.get("/api/orgs/").status_code == 200  # the session from the database
+    assert metric("dashboard_cache_error_total", operation="session") >= errors + 3
+    troubles = [(r.name, r.getMessage()[:60]) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(troubles) == 1 and troubles[0][0] == "stats.cache", troubles
