@@ -7,11 +7,12 @@ Dashboard client i watches organization i mod N (so 2N clients put two dashboard
 organization) and one of its units; every `--poll` seconds it
 loads the dashboard: the five cached endpoints (stats, units/status, alerts/count, devices/online,
 the unit's trends), one after another like the page does. Each client also holds the page's
-WebSocket (`--ws-port`, daphne) and refetches on every event what `dashboard.js` refetches
-(`REFETCH`; on its own connection, as a browser has several): a reading, the trend of its unit
-(any unit of the organization, the page shows them all); a unit update, the stats, unit status
-and that trend; an alert event, the stats and the alert list; a device status change, the
-device counts, the stats and the units list. The simulator posts uplinks at
+WebSocket (`--ws-port`, daphne) and refetches on every event what `dashboard.js` refetches, on
+its own connection, as a browser has several: the refetch map the dashboard page serves to
+`dashboard.js` (the server's query catalogue), read from the page once; e.g. a reading, the trend
+of its unit (any unit of the organization, the page shows them all); an alert event, the stats
+and the alert list. The units list is refetched only on the events that do not carry the unit's
+card (dashboard.js paints readings and unit updates from the event). The simulator posts uplinks at
 `--uplink-rate` per second, every device in turn (one per unit per minute at the natural rate).
 Excursions: every tenth unit leaves its range for 3 minutes in every 60 (its own phase), which
 drives the state machine through excursion -> restoring -> ok and its invalidations.
@@ -26,6 +27,7 @@ import argparse
 import asyncio
 import json
 import random
+import re
 import sys
 import time
 
@@ -37,18 +39,25 @@ from bench.loadgen import summarize
 UPLINK_SENDERS = 8
 WS_TIMEOUT = 10.0
 
-# What dashboard.js's onEvent fetches for each event type ("{unit}": the event's unit's trend).
-_ALERT = ["/stats", "/alerts"]
-REFETCH = {
-    "reading": ["/units/{unit}/trends"],
-    "unitUpdate": ["/stats", "/units/status", "/units/{unit}/trends"],
-    "alertCreated": _ALERT,
-    "alertAcknowledged": _ALERT,
-    "alertEscalated": _ALERT,
-    "alertResolved": _ALERT,
-    "deviceStatusChange": ["/devices/online", "/stats", "/units"],
-    "orgChanged": ["/stats", "/units", "/alerts"],
-}
+_CONFIG = re.compile(r'<script id="dashboard-config" type="application/json">(.*?)</script>', re.S)
+# Events whose data carries what a unit's card shows: dashboard.js paints them, no units list.
+_PAINTED = {"reading", "unitUpdate"}
+
+
+async def page_refetch(port: int, cookie: str, org_id: str) -> dict[str, list[str]]:
+    """What dashboard.js fetches for each event type ("{unit}": the event's unit), from the
+    configuration the dashboard page serves it."""
+    conn = Connection("127.0.0.1", port, headers={"Cookie": f"sessionid={cookie}"})
+    response = await conn.request("GET", f"/orgs/{org_id}/")
+    conn.close()
+    match = _CONFIG.search(response.body.decode()) if response.status == 200 else None
+    if match is None:
+        raise RuntimeError(f"no dashboard configuration on /orgs/{org_id}/ (HTTP {response.status})")
+    config = json.loads(match.group(1))
+    return {
+        event: [f"/{config['queries'][name]}" for name in names if not (name == "units" and event in _PAINTED)]
+        for event, names in config["refetch"].items()
+    }
 
 
 def _temperature(unit_index: int, low: float, high: float, now: float) -> float:
@@ -108,6 +117,9 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
     refetches: list[float] = []  # event received -> its refetches answered
     events_received = [0]
 
+    refetch = await page_refetch(args.dash_port, args.cookie, orgs[0].id)
+    refetch["orgChanged"] = ["/stats", "/units", "/alerts"]  # dashboard.js resyncs on it
+
     async def follow_events(org: common.Org) -> None:
         """The page's WebSocket: each event's refetches, as dashboard.js does them."""
         async with await connect_dashboard(args.ws_port, org.id, args.cookie, WS_TIMEOUT) as ws:
@@ -120,7 +132,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
                 received = time.perf_counter()
                 event = json.loads(raw)  # one event per frame (realtime/consumers.py)
                 unit = (event.get("data") or {}).get("unitId")
-                paths = [p.format(unit=unit) for p in REFETCH.get(event.get("type"), []) if unit or "{" not in p]
+                paths = [p.format(unit=unit) for p in refetch.get(event.get("type"), []) if unit or "{" not in p]
                 for path in paths:
                     response = await conn.request("GET", f"/api/orgs/{org.id}{path}")
                     if response.status != 200:

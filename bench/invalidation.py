@@ -63,15 +63,15 @@ def _org_values(org: common.Org) -> dict[str, bytes]:
 
     org_id = uuid.UUID(org.id)
     values = {
-        cache_key(QueryType.STATS, org_id): services.org_stats_json(org_id=org_id),
-        cache_key(QueryType.UNITS_STATUS, org_id): services.unit_status_json(org_id=org_id),
-        cache_key(QueryType.ALERTS_COUNT, org_id): services.alert_counts_json(org_id=org_id),
-        cache_key(QueryType.DEVICES_ONLINE, org_id): services.devices_online_json(org_id=org_id),
+        cache_key(QueryType.STATS, org_id): services.query_json("stats", org_id=org_id),
+        cache_key(QueryType.UNITS_STATUS, org_id): services.query_json("units:status", org_id=org_id),
+        cache_key(QueryType.ALERTS_COUNT, org_id): services.query_json("alerts:count", org_id=org_id),
+        cache_key(QueryType.DEVICES_ONLINE, org_id): services.query_json("devices:online", org_id=org_id),
     }
     for unit in org.units:
         unit_id = uuid.UUID(unit)
         key = cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id)
-        values[key] = services.temperature_trends_json(org_id=org_id, unit_id=unit_id)
+        values[key] = services.query_json("temperature:trends", org_id=org_id, unit_id=unit_id)
     return values
 
 
@@ -112,7 +112,7 @@ def stampede(org: common.Org, rounds: int) -> dict:
     per_round, distinct_bodies, seconds = [], [], []
     failed_invalidations = 0
     while len(per_round) < rounds:
-        services.org_stats_json(org_id=org_id)  # cached
+        services.query_json("stats", org_id=org_id)  # cached
         if cache.invalidate_org(org_id) is None:
             # Redis did not answer in time (counted in dashboard_cache_error_total): no stampede follows.
             failed_invalidations += 1
@@ -126,7 +126,7 @@ def stampede(org: common.Org, rounds: int) -> dict:
         def reader(barrier: threading.Barrier = barrier, bodies: list[bytes] = bodies) -> None:
             try:
                 barrier.wait()
-                bodies.append(services.org_stats_json(org_id=org_id))
+                bodies.append(services.query_json("stats", org_id=org_id))
             finally:
                 connections.close_all()
 

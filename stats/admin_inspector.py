@@ -22,7 +22,6 @@ from django.urls import URLPattern, path, reverse
 from prometheus_client import REGISTRY
 
 from . import cache, services
-from .cache import InvalidKeyPart, QueryType
 from .models import Organization
 
 INSPECTOR_URL_NAME = "stats_cache_inspector"
@@ -31,7 +30,7 @@ UNKNOWN_ORG = "(unknown organization)"
 
 @dataclass(frozen=True)
 class CacheEntry:
-    key: str
+    key: cache.CacheKey
     query_type: str
     unit_id: str | None
     ttl: int | None
@@ -70,20 +69,15 @@ def _pretty(raw: bytes) -> str:
         return text
 
 
-def _unit_of(key: str) -> str | None:
-    marker = key.find(":unit:")
-    return key[marker + 6 :] if marker >= 0 else None
-
-
-def cache_entry_read(*, key: str) -> CacheEntry | None:
+def cache_entry_read(*, key: cache.CacheKey) -> CacheEntry | None:
     """One key's TTL, size and value through stats.cache; None when it expired meanwhile."""
     raw = cache.get(key)
     if raw is None:
         return None
     return CacheEntry(
         key=key,
-        query_type=cache.query_type_of(key),
-        unit_id=_unit_of(key),
+        query_type=key.query_type,
+        unit_id=key.unit_id,
         ttl=cache.ttl_of(key),
         size=len(raw),
         value=_pretty(raw),
@@ -95,8 +89,9 @@ def cache_groups_read() -> list[OrgGroup] | None:
     keys = cache.scan_keys()
     if keys is None:
         return None
-    entries = [entry for key in keys if (entry := cache_entry_read(key=key)) is not None]
-    org_ids = {cache.org_of(entry.key) for entry in entries}
+    parsed = [key for raw in keys if (key := cache.parse_dashboard_key(raw)) is not None]
+    entries = [entry for key in parsed if (entry := cache_entry_read(key=key)) is not None]
+    org_ids = {entry.key.org_id for entry in entries}
     names = {
         str(org_id): name
         for org_id, name in Organization.objects.filter(id__in=[o for o in org_ids if _is_uuid(o)]).values_list(
@@ -105,7 +100,7 @@ def cache_groups_read() -> list[OrgGroup] | None:
     }
     grouped: dict[str, dict[str, list[CacheEntry]]] = defaultdict(lambda: defaultdict(list))
     for entry in entries:
-        grouped[cache.org_of(entry.key) or ""][entry.query_type].append(entry)
+        grouped[entry.key.org_id or ""][entry.query_type].append(entry)
     groups = [
         OrgGroup(org_id=org_id, name=names.get(org_id, UNKNOWN_ORG), by_query_type=dict(sorted(kinds.items())))
         for org_id, kinds in grouped.items()
@@ -141,14 +136,9 @@ def cache_counters_read() -> tuple[list[QueryTypeCounts], dict[str, float]]:
     return by_type, dict(sorted(_samples("dashboard_cache_error_total", "operation").items()))
 
 
-def _dashboard_key(raw: str) -> str | None:
+def _dashboard_key(raw: str) -> cache.CacheKey | None:
     """`raw` if it is a well-formed dashboard key (so the form cannot delete sessions etc.)."""
-    org_id = cache.org_of(raw)
-    try:
-        rebuilt = cache.cache_key(QueryType(cache.query_type_of(raw)), org_id or "", _unit_of(raw))
-    except (InvalidKeyPart, ValueError):
-        return None
-    return raw if rebuilt == raw else None
+    return cache.parse_dashboard_key(raw)
 
 
 class CacheInspectorMixin:

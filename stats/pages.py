@@ -16,7 +16,7 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET
 
-from . import selectors
+from . import queries, selectors
 from .http import principal_from_request
 from .models import ALERT_MANAGER_ROLES, Organization
 
@@ -50,6 +50,9 @@ def dashboard(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
         "apiBase": f"/api/orgs/{org_id}",
         "wsPath": f"/ws/orgs/{org_id}/",
         "pickerUrl": reverse("org-picker"),
+        # What the page loads and what it loads again on each event: the query catalogue's.
+        "queries": {query.name: query.path for query in queries.QUERIES if query.on_page},
+        "refetch": queries.page_refetch(),
     }
     return render(
         request,

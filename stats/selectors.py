@@ -27,6 +27,11 @@ from .models import (
     UnitStatus,
 )
 
+
+class UnitNotFound(Exception):
+    """The unit is not one of the organization's: nothing is computed or cached for it."""
+
+
 TREND_HOURS = 24
 TREND_BUCKET_MINUTES = 15
 COMPLIANCE_HOURS = 24
@@ -84,8 +89,10 @@ def unit_status_counts(*, org_id: uuid.UUID) -> dict[str, int]:
 
 
 def alert_counts(*, org_id: uuid.UUID, unit_id: uuid.UUID | None = None) -> dict[str, int]:
+    """Raises UnitNotFound when `unit_id` is not a unit of the organization."""
     alerts = Alert.objects.filter(organization_id=org_id)
     if unit_id is not None:
+        unit_or_raise(org_id=org_id, unit_id=unit_id)
         alerts = alerts.filter(unit_id=unit_id)
     return _ints(alerts.aggregate(**_alert_aggregates()))
 
@@ -231,8 +238,17 @@ def units_with_devices(*, org_id: uuid.UUID) -> list[dict[str, object]]:
     ]
 
 
-def unit_in_org(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> Unit | None:
-    return Unit.objects.filter(organization_id=org_id, id=unit_id).first()
+def unit_or_raise(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> Unit:
+    unit = Unit.objects.filter(organization_id=org_id, id=unit_id).first()
+    if unit is None:
+        raise UnitNotFound(str(unit_id))
+    return unit
+
+
+def unit_trend(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> dict[str, object]:
+    """The unit's 24 h trend as the API answers it. Raises UnitNotFound."""
+    unit = unit_or_raise(org_id=org_id, unit_id=unit_id)
+    return {"unitId": str(unit.id), "points": temperature_trends(unit=unit)}
 
 
 def unresolved_alerts(*, org_id: uuid.UUID, limit: int = 200) -> list[dict[str, object]]:
@@ -255,3 +271,11 @@ def unresolved_alerts(*, org_id: uuid.UUID, limit: int = 200) -> list[dict[str, 
         }
         for alert in alerts
     ]
+
+
+def units_list(*, org_id: uuid.UUID) -> dict[str, object]:
+    return {"units": units_with_devices(org_id=org_id)}
+
+
+def alerts_list(*, org_id: uuid.UUID) -> dict[str, object]:
+    return {"alerts": unresolved_alerts(org_id=org_id)}

@@ -8,77 +8,60 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 
-from . import cache, selectors
-from .cache import QueryType, cache_key
+from . import cache, queries, selectors
 from .models import Membership
 
-
-class UnitNotFound(Exception):
-    pass
+UnitNotFound = selectors.UnitNotFound
 
 
 def json_bytes(value: object) -> bytes:
     return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
 
 
-def _read(key: str, compute: Callable[[], object], *, refresh: bool = False) -> bytes:
-    produce = lambda: json_bytes(compute())  # noqa: E731 - a one-line adapter
+def query_key(query: queries.Query, *, org_id: uuid.UUID, unit_id: uuid.UUID | None = None) -> cache.CacheKey:
+    return cache.cache_key(query.name, org_id, unit_id)
+
+
+def query_json(name: str, *, org_id: uuid.UUID, unit_id: uuid.UUID | None = None, refresh: bool = False) -> bytes:
+    """The response bytes of the catalogue's query `name`: read through the cache when the
+    catalogue caches it, computed (and stored) when `refresh`. Raises UnitNotFound (nothing
+    cached) for a unit of another organization."""
+    query = queries.by_name(name)
+
+    def produce() -> bytes:
+        return json_bytes(query.select(org_id=org_id, **({"unit_id": unit_id} if unit_id else {})))
+
+    if not query.cached:
+        return produce()
+    key = query_key(query, org_id=org_id, unit_id=unit_id)
     return cache.recompute(key, produce) if refresh else cache.read_through(key, produce)
 
 
-def org_stats_json(*, org_id: uuid.UUID, refresh: bool = False) -> bytes:
-    return _read(
-        cache_key(QueryType.STATS, org_id), lambda: selectors.organization_stats(org_id=org_id), refresh=refresh
-    )
+def change_keys(
+    change: queries.Change, *, org_id: uuid.UUID, unit_id: uuid.UUID | None = None
+) -> dict[cache.CacheKey, queries.Effect]:
+    """Every cached key `change` can alter in the organization (the unit's own, for a change of one
+    unit), with what the change does to it: the catalogue's declarations, as keys."""
+    keys: dict[cache.CacheKey, queries.Effect] = {}
+    for query, effect in queries.affected(change):
+        if query.scope is not queries.Scope.UNIT:
+            keys[query_key(query, org_id=org_id)] = effect
+        if query.scope is not queries.Scope.ORG and change.unit_scoped and unit_id is not None:
+            keys[query_key(query, org_id=org_id, unit_id=unit_id)] = effect
+    return keys
 
 
-def unit_status_json(*, org_id: uuid.UUID) -> bytes:
-    return _read(cache_key(QueryType.UNITS_STATUS, org_id), lambda: selectors.unit_status_counts(org_id=org_id))
-
-
-def _unit_or_raise(org_id: uuid.UUID, unit_id: uuid.UUID):
-    unit = selectors.unit_in_org(org_id=org_id, unit_id=unit_id)
-    if unit is None:
-        raise UnitNotFound(str(unit_id))
-    return unit
-
-
-def alert_counts_json(*, org_id: uuid.UUID, unit_id: uuid.UUID | None = None) -> bytes:
-    """Raises UnitNotFound (nothing cached) when `unit_id` is not a unit of the organization."""
-
-    def compute() -> object:
-        if unit_id is not None:
-            _unit_or_raise(org_id, unit_id)
-        return selectors.alert_counts(org_id=org_id, unit_id=unit_id)
-
-    return _read(cache_key(QueryType.ALERTS_COUNT, org_id, unit_id), compute)
-
-
-def _trends(org_id: uuid.UUID, unit_id: uuid.UUID) -> object:
-    unit = _unit_or_raise(org_id, unit_id)
-    return {"unitId": str(unit.id), "points": selectors.temperature_trends(unit=unit)}
-
-
-def temperature_trends_json(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> bytes:
-    """Raises UnitNotFound (nothing cached) when the unit is not in the organization."""
-    return _read(cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id), lambda: _trends(org_id, unit_id))
-
-
-def temperature_trends_refresh(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> None:
-    """Recompute a unit's trend and store it (unless invalidated meanwhile). Raises UnitNotFound."""
-    cache.recompute(
-        cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id), lambda: json_bytes(_trends(org_id, unit_id))
-    )
-
-
-def devices_online_json(*, org_id: uuid.UUID) -> bytes:
-    return _read(cache_key(QueryType.DEVICES_ONLINE, org_id), lambda: selectors.device_online_counts(org_id=org_id))
+def query_refresh(key: cache.CacheKey) -> None:
+    """Recompute a cached key from the database and store it (unless invalidated meanwhile): an
+    event's refresh. Raises UnitNotFound."""
+    unit_id = uuid.UUID(key.unit_id) if key.unit_id else None
+    query_json(key.query_type, org_id=uuid.UUID(key.org_id), unit_id=unit_id, refresh=True)
 
 
 # --- who is asking -----------------------------------------------------------------------------

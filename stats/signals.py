@@ -1,5 +1,6 @@
-"""Invalidate what membership, site and user changes alter, after the transaction commits; and
-the signal by which the admin announces the edits no dashboard event describes."""
+"""Invalidate what membership, site and user changes alter, after the transaction commits (the
+keys each alters are the catalogue's: `stats.queries`); and the signal by which the admin
+announces the edits no dashboard event describes."""
 
 from __future__ import annotations
 
@@ -8,27 +9,28 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal, receiver
 
-from . import cache
-from .cache import QueryType, cache_key
+from . import cache, queries, services
 from .models import Membership, Site
+
+
+def _invalidate_on_commit(keys: list[cache.CacheKey]) -> None:
+    transaction.on_commit(lambda: cache.invalidate_keys(keys))
 
 
 @receiver([post_save, post_delete], sender=Membership)
 def membership_changed(sender: type, instance: Membership, **kwargs: object) -> None:
-    keys = [cache.principal_key(instance.user_id), cache_key(QueryType.STATS, instance.organization_id)]
-    transaction.on_commit(lambda: cache.invalidate_keys(keys))
+    keys = services.change_keys(queries.MEMBERSHIP, org_id=instance.organization_id)
+    _invalidate_on_commit([cache.principal_key(instance.user_id), *keys])
 
 
 @receiver([post_save, post_delete], sender=Site)
 def site_changed(sender: type, instance: Site, **kwargs: object) -> None:
-    keys = [cache_key(QueryType.STATS, instance.organization_id)]
-    transaction.on_commit(lambda: cache.invalidate_keys(keys))
+    _invalidate_on_commit(list(services.change_keys(queries.SITE, org_id=instance.organization_id)))
 
 
 @receiver([post_save, post_delete], sender=get_user_model())
 def user_changed(sender: type, instance: object, **kwargs: object) -> None:
-    keys = [cache.principal_key(instance.pk)]
-    transaction.on_commit(lambda: cache.invalidate_keys(keys))
+    _invalidate_on_commit([cache.principal_key(instance.pk)])
 
 
 organization_edited = Signal()

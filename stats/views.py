@@ -5,13 +5,13 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 
-from . import cache, selectors, services
-from .cache import QueryType, cache_key
+from . import cache, queries, selectors, services
 from .http import json_error, json_raw, member_required, principal_from_request
 
 logger = logging.getLogger(__name__)
@@ -25,62 +25,35 @@ def organization_list(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"organizations": selectors.organizations_for_user(memberships=principal.roles)})
 
 
-@require_GET
-@member_required
-def unit_list(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
-    return JsonResponse({"units": selectors.units_with_devices(org_id=org_id)})
+def _unit_param(request: HttpRequest) -> uuid.UUID | None:
+    """`?unit=<id>` of a query that is per organization or per unit; ValueError when malformed."""
+    raw = request.GET.get("unit")
+    return None if raw is None else uuid.UUID(raw)
 
 
-@require_GET
-@member_required
-def alert_list(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
-    return JsonResponse({"alerts": selectors.unresolved_alerts(org_id=org_id)})
+def query_view(query: queries.Query) -> Callable[..., HttpResponse]:
+    """The API view of one catalogue query: the membership check (with the keys it reads fetched
+    in the same round trip), then the query's bytes, cached or not as the catalogue says."""
 
+    def reads(org_id: uuid.UUID, unit_id: uuid.UUID | None = None) -> list[cache.CacheKey]:
+        return [services.query_key(query, org_id=org_id, unit_id=unit_id)] if query.cached else []
 
-@require_GET
-@member_required(reads=lambda org_id: [cache_key(QueryType.STATS, org_id)], fast_path=True)
-def organization_stats(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
-    refresh = request.GET.get("refresh", "") in {"1", "true"}
-    return json_raw(services.org_stats_json(org_id=org_id, refresh=refresh))
-
-
-@require_GET
-@member_required(reads=lambda org_id: [cache_key(QueryType.UNITS_STATUS, org_id)], fast_path=True)
-def unit_status(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
-    return json_raw(services.unit_status_json(org_id=org_id))
-
-
-@require_GET
-@member_required(reads=lambda org_id: [cache_key(QueryType.ALERTS_COUNT, org_id)], fast_path=True)
-def alert_counts(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
-    raw_unit = request.GET.get("unit")
-    unit_id = None
-    if raw_unit is not None:
+    @require_GET
+    @member_required(reads=reads, fast_path=query.fast_path and query.cached)
+    def view(request: HttpRequest, org_id: uuid.UUID, unit_id: uuid.UUID | None = None) -> HttpResponse:
+        if query.scope is queries.Scope.ORG_OR_UNIT:
+            try:
+                unit_id = _unit_param(request)
+            except ValueError:
+                return json_error(400, "unit must be a UUID", field="unit")
+        refresh = query.cached and request.GET.get("refresh", "") in {"1", "true"}
         try:
-            unit_id = uuid.UUID(raw_unit)
-        except ValueError:
-            return json_error(400, "unit must be a UUID", field="unit")
-    try:
-        return json_raw(services.alert_counts_json(org_id=org_id, unit_id=unit_id))
-    except services.UnitNotFound:
-        return json_error(404, "unit not found")
+            return json_raw(services.query_json(query.name, org_id=org_id, unit_id=unit_id, refresh=refresh))
+        except services.UnitNotFound:
+            return json_error(404, "unit not found")
 
-
-@require_GET
-@member_required(
-    reads=lambda org_id, unit_id: [cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id)], fast_path=True
-)
-def temperature_trends(request: HttpRequest, org_id: uuid.UUID, unit_id: uuid.UUID) -> HttpResponse:
-    try:
-        return json_raw(services.temperature_trends_json(org_id=org_id, unit_id=unit_id))
-    except services.UnitNotFound:
-        return json_error(404, "unit not found")
-
-
-@require_GET
-@member_required(reads=lambda org_id: [cache_key(QueryType.DEVICES_ONLINE, org_id)], fast_path=True)
-def devices_online(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
-    return json_raw(services.devices_online_json(org_id=org_id))
+    view.__name__ = view.__qualname__ = f"query_{query.name.replace(':', '_')}"
+    return view
 
 
 def _database_health() -> dict[str, object]:

@@ -57,7 +57,7 @@ def test_without_sentinels_redis_url_is_used():
 
 TRACKED_CONNECTION = (
     "import json; from django.core.cache import caches; from stats import cache; "
-    "connection = cache._near_cache(caches['default'].client.get_client(write=True))._make_connection(); "
+    "connection = cache.lane.near_cache(caches['default'].client.get_client(write=True))._make_connection(); "
     "proxy = connection.connection_pool; "
     "print(json.dumps([type(connection).__name__, connection.protocol, proxy.service_name, proxy.is_master, "
     "connection.db]))"

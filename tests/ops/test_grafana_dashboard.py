@@ -201,7 +201,7 @@ def exported_metrics(db, request, redis_client) -> set[str]:
 
     # A single-flight wait: another request holds the lock briefly and stores nothing.
     waited_key = cache.cache_key(QueryType.UNITS_STATUS, org.id)
-    redis_client.set(cache._lock_key(waited_key), "someone-else", px=50)
+    redis_client.set(cache.lock_key(waited_key), "someone-else", px=50)
     cache.read_through(waited_key, lambda: b"{}")
 
     # Cache errors, then the breaker opening and skipping operations.

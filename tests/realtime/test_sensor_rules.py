@@ -244,5 +244,6 @@ def test_a_battery_without_a_unit_is_not_stored_in_either_column(site, post):
 
 
 def test_a_payload_with_nan_after_json_parsing_cannot_reach_the_database(site, post):
-    raw = json.dumps(uplink(site.devices[0].dev_eui, 4.0)).replace("4.0", "Infinity", 1).encode()
+    raw = json.dumps(uplink(site.devices[0].dev_eui, 4.25)).replace('"temperature": 4.25', '"temperature": Infinity')
+    raw = raw.encode()
     assert post(None, raw=raw).status_code == 400

@@ -13,8 +13,8 @@ from django.test import Client
 from django.utils import timezone
 
 from realtime import broadcast, events
-from stats import cache, services
-from stats.cache import QueryType, cache_key
+from stats import cache, selectors
+from stats.cache import QueryType, cache_key, readthrough
 from tests import factories
 from tests.conftest import metric
 
@@ -71,27 +71,27 @@ def test_a_poll_that_misses_during_the_refresh_waits_for_it(watched, redis_clien
     key = cache_key(QueryType.TEMPERATURE_TRENDS, unit.organization_id, unit.id)
 
     waiting = threading.Event()
-    original_wait = cache._wait_for_value
+    original_wait = readthrough._wait_for_value
 
     def wait_for_value(*args):
         waiting.set()
         return original_wait(*args)
 
-    monkeypatch.setattr(cache, "_wait_for_value", wait_for_value)
+    monkeypatch.setattr(readthrough, "_wait_for_value", wait_for_value)
     reader_computed, answers = [], []
 
     def reader() -> None:  # a dashboard's poll, on its own thread, as in another worker
         answers.append(cache.read_through(key, lambda: reader_computed.append(1) or b"{}"))
 
     thread = threading.Thread(target=reader)
-    original_trends = services._trends
+    original_trends = selectors.temperature_trends
 
-    def trends(*args):  # the emitter's recompute, its lock taken
+    def trends(**kwargs):  # the emitter's recompute, its lock taken
         thread.start()
         assert waiting.wait(5)  # the reader missed and is waiting
-        return original_trends(*args)
+        return original_trends(**kwargs)
 
-    monkeypatch.setattr(services, "_trends", trends)
+    monkeypatch.setattr(selectors, "temperature_trends", trends)
     served = metric("dashboard_cache_singleflight_wait_total", query_type="temperature:trends", outcome="served")
     recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
     broadcast.emit([events.reading(unit, 8.0, now)])

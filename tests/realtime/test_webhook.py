@@ -62,6 +62,10 @@ def test_common_decoder_temperature_keys_are_accepted(site, post, key, value, ex
     assert TemperatureReading.objects.get().temperature == expected
 
 
+def _with_nan(body: dict) -> bytes:
+    return json.dumps(body).replace('"temperature": 1.25', '"temperature": NaN').encode()
+
+
 def _refused(site) -> list[tuple[str, dict, int, str]]:
     dev = site.devices[0].dev_eui
     return [
@@ -72,7 +76,10 @@ def _refused(site) -> list[tuple[str, dict, int, str]]:
         ("JSON array", {"body": [1, 2]}, 400, "JSON object"),
         (
             "NaN (not JSON)",
-            {"body": None, "raw": json.dumps(uplink(dev, 1.0)).replace("1.0", "NaN", 1).encode()},
+            {
+                "body": None,
+                "raw": json.dumps(uplink(dev, 1.25)).replace('"temperature": 1.25', '"temperature": NaN').encode(),
+            },
             400,
             "not valid JSON",
         ),

@@ -21,6 +21,7 @@ from django.test import override_settings
 from realtime.ingest import ingest_uplink
 from realtime.ttn import parse_envelope
 from stats import cache, selectors, services
+from stats.cache import boundary, readthrough
 from tests import factories
 from tests.conftest import metric
 from tests.realtime.conftest import uplink
@@ -41,14 +42,14 @@ def _comparable(raw: bytes) -> object:
 
 def _readers_for(org, units) -> list[Callable[[], bytes]]:
     reads = [
-        lambda: services.org_stats_json(org_id=org.id),
-        lambda: services.unit_status_json(org_id=org.id),
-        lambda: services.alert_counts_json(org_id=org.id),
-        lambda: services.devices_online_json(org_id=org.id),
+        lambda: services.query_json("stats", org_id=org.id),
+        lambda: services.query_json("units:status", org_id=org.id),
+        lambda: services.query_json("alerts:count", org_id=org.id),
+        lambda: services.query_json("devices:online", org_id=org.id),
     ]
     for unit in units:
-        reads.append(lambda u=unit: services.alert_counts_json(org_id=org.id, unit_id=u.id))
-        reads.append(lambda u=unit: services.temperature_trends_json(org_id=org.id, unit_id=u.id))
+        reads.append(lambda u=unit: services.query_json("alerts:count", org_id=org.id, unit_id=u.id))
+        reads.append(lambda u=unit: services.query_json("temperature:trends", org_id=org.id, unit_id=u.id))
     return reads
 
 
@@ -159,7 +160,7 @@ def test_after_a_hammer_every_cached_value_equals_a_fresh_computation(hammer_sit
 @override_settings(ALARM_CONFIRM_DELAY_SECONDS=0, RESTORE_STABLE_SECONDS=0)
 def test_the_hammer_finds_stale_entries_when_the_protection_is_off(hammer_site, slow_selectors, monkeypatch):
     org, units, devices = hammer_site
-    monkeypatch.setattr(cache, "STALE_SET_PROTECTION", False)
+    monkeypatch.setattr(readthrough, "STALE_SET_PROTECTION", False)
     # A stale value is seen only if it is its key's last write. A stats recompute is one quick
     # query, so a reader must still be computing when the last uplink lands: a wider window.
     monkeypatch.setitem(SLOWDOWN, "seconds", 0.05)
@@ -184,7 +185,7 @@ def test_fifty_concurrent_misses_run_the_selector_once_and_all_get_the_value(mon
         return original(**kwargs)
 
     monkeypatch.setattr(selectors, "organization_stats", counted)
-    services.org_stats_json(org_id=org.id)
+    services.query_json("stats", org_id=org.id)
     cache.invalidate_org(org.id)
     calls.clear()
     barrier = threading.Barrier(50)
@@ -193,7 +194,7 @@ def test_fifty_concurrent_misses_run_the_selector_once_and_all_get_the_value(mon
     def request() -> bytes:
         barrier.wait()
         try:
-            return services.org_stats_json(org_id=org.id)
+            return services.query_json("stats", org_id=org.id)
         finally:
             connection.close()
 
@@ -208,10 +209,10 @@ def test_fifty_concurrent_misses_run_the_selector_once_and_all_get_the_value(mon
 def test_a_waiter_computes_itself_when_the_lock_holder_never_delivers(monkeypatch):
     org = factories.organization("Abandoned")
     key = cache.cache_key(cache.QueryType.STATS, org.id)
-    client = cache._client()
+    client = boundary.client()
     client.set(f"dashmeta:lock:{key}", "someone-who-died", px=60_000)  # a holder that vanished
-    monkeypatch.setattr(cache, "LOCK_WAIT_SECONDS", 0.2)
-    body = services.org_stats_json(org_id=org.id)
+    monkeypatch.setattr(readthrough, "LOCK_WAIT_SECONDS", 0.2)
+    body = services.query_json("stats", org_id=org.id)
     assert json.loads(body)["organizationId"] == str(org.id)
     assert metric("dashboard_cache_singleflight_wait_total", query_type="stats", outcome="gave_up") >= 1
 
@@ -229,9 +230,9 @@ def test_an_invalidation_during_a_computation_refuses_the_stale_set(monkeypatch)
 
     monkeypatch.setattr(selectors, "unit_status_counts", racing)
     before = metric("dashboard_cache_stale_set_refused_total", query_type="units:status")
-    assert json.loads(services.unit_status_json(org_id=org.id))["total"] == 0
+    assert json.loads(services.query_json("units:status", org_id=org.id))["total"] == 0
     assert cache.get(key) is None
     assert metric("dashboard_cache_stale_set_refused_total", query_type="units:status") == before + 1
     monkeypatch.setattr(selectors, "unit_status_counts", original)
-    assert json.loads(services.unit_status_json(org_id=org.id))["total"] == 1
+    assert json.loads(services.query_json("units:status", org_id=org.id))["total"] == 1
     assert cache.get(key) is not None

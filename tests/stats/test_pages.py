@@ -8,6 +8,7 @@ import re
 import pytest
 from django.test import Client, override_settings
 
+from stats import queries
 from stats.models import Membership, Role
 from tests import factories
 
@@ -83,6 +84,8 @@ def test_the_dashboard_tells_a_manager_it_may_manage_alerts(dashboard):
         "apiBase": f"/api/orgs/{dashboard.org_a.id}",
         "wsPath": f"/ws/orgs/{dashboard.org_a.id}/",
         "pickerUrl": "/",
+        "queries": {q.name: q.path for q in queries.QUERIES if q.on_page},
+        "refetch": queries.page_refetch(),
     }
     body = response.content.decode()
     assert 'data-testid="ws-status"' in body

@@ -31,8 +31,8 @@ def test_while_the_breaker_is_open_sessions_skip_redis_and_read_the_database(das
     url = f"/api/orgs/{dashboard.org_a.id}/stats"
     dashboard.client.get(url)
     for _ in range(cache.BREAKER_FAILURE_THRESHOLD):
-        cache._breaker.failure()  # what five failed Redis calls do
-    assert not cache._breaker.allow()
+        cache.boundary.breaker.failure()  # what five failed Redis calls do
+    assert not cache.boundary.breaker.allow()
     assert _session_queries(dashboard.client, url) == 1
 
 

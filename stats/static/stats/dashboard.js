@@ -303,59 +303,51 @@
     box.replaceChildren(chart);
   }
 
-  // --- what to refetch -----------------------------------------------------------------------
+  // --- what to refetch: the server's query catalogue says which queries each event changes ---
+  const renderers = {
+    stats: renderStats,
+    "units:status": renderUnitCounts,
+    "devices:online": renderDeviceCounts,
+    units: renderUnits,
+    alerts: renderAlerts,
+  };
+
+  function loadQuery(name, unitId) {
+    const path = config.queries[name];
+    if (path === undefined) return Promise.resolve();
+    if (path.includes("{unit}")) {
+      if (!unitId) return Promise.resolve();
+      return load(`${name}:${unitId}`, `/${path.replace("{unit}", unitId)}`, (body) => renderTrend(unitId, body));
+    }
+    return load(name, `/${path}`, renderers[name]);
+  }
+
   const refresh = {
-    stats: () => load("stats", "/stats", renderStats),
-    unitStatus: () => load("units/status", "/units/status", renderUnitCounts),
-    units: () => load("units", "/units", renderUnits),
-    trend: (unitId) => load(`trend:${unitId}`, `/units/${unitId}/trends`, (body) => renderTrend(unitId, body)),
-    alerts: () => Promise.all([refresh.stats(), load("alerts", "/alerts", renderAlerts)]),
-    devices: () => load("devices/online", "/devices/online", renderDeviceCounts),
+    alerts: () => Promise.all([loadQuery("stats"), loadQuery("alerts")]),
   };
 
   async function resync() {
-    await Promise.all([refresh.stats(), refresh.units(), load("alerts", "/alerts", renderAlerts)]);
-    await Promise.all([...units.keys()].map((id) => refresh.trend(id)));
+    await Promise.all([loadQuery("stats"), loadQuery("units"), loadQuery("alerts")]);
+    await Promise.all([...units.keys()].map((id) => loadQuery("temperature:trends", id)));
     document.body.dataset.synced = String(Number(document.body.dataset.synced || 0) + 1);
   }
 
+  // Events that carry what a unit's card shows are painted from the event: no units list request
+  // (every reading of every unit would cost each open dashboard one). A late reading (older
+  // than the unit's latest) does not move the unit, here as on the server.
+  const patches = { reading: patchReading, unitUpdate: patchUnit };
+
   function onEvent(message) {
     const data = message.data || {};
-    switch (message.type) {
-      case "unitUpdate":
-        refresh.stats();
-        refresh.unitStatus();
-        if (!patchUnit(data)) refresh.units();
-        if (data.unitId) refresh.trend(data.unitId);
-        break;
-      case "reading":
-        // The event carries what the card shows of a reading: paint it, no units list request
-        // (every reading of every unit would cost each open dashboard one). A late reading
-        // (older than the unit's latest) does not move the unit, here as on the server.
-        if (!patchReading(data)) refresh.units();
-        if (data.unitId) refresh.trend(data.unitId);
-        break;
-      case "readingsBackfilled":
-        // Older readings stored late: the trend and the 24 h compliance changed, the unit did not.
-        refresh.stats();
-        if (data.unitId) refresh.trend(data.unitId);
-        break;
-      case "alertCreated":
-      case "alertAcknowledged":
-      case "alertEscalated":
-      case "alertResolved":
-        refresh.alerts();
-        break;
-      case "deviceStatusChange":
-        refresh.devices();
-        refresh.stats();
-        refresh.units(); // the card's "n/m online" and its probe fault
-        break;
-      case "orgChanged":
-        resync(); // edited in the admin: units, thresholds or devices may all have changed
-        break;
-      default:
-        break; // unknown events are ignored, so the server can add new ones first
+    if (message.type === "orgChanged") {
+      resync(); // edited in the admin: units, thresholds or devices may all have changed
+      return;
+    }
+    const names = config.refetch[message.type];
+    if (!names) return; // unknown events are ignored, so the server can add new ones first
+    for (const name of names) {
+      if (name === "units" && patches[message.type] && patches[message.type](data)) continue;
+      loadQuery(name, data.unitId);
     }
   }
 

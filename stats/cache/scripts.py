@@ -1,0 +1,119 @@
+"""The Lua scripts the cache runs in Redis (each one atomic), and how they are sent."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from redis.exceptions import NoScriptError, ResponseError
+
+
+@dataclass(frozen=True)
+class Lua:
+    source: str
+    sha: str = ""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
+
+
+# KEYS: value key, index key, generation keys...; ARGV: value, ttl, expected generations...
+CAS_SET = Lua(
+    """
+for i = 3, #KEYS do
+  if (redis.call('GET', KEYS[i]) or '0') ~= ARGV[i] then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if KEYS[2] ~= '' then
+  redis.call('SADD', KEYS[2], KEYS[1])
+  if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+end
+return 1
+"""
+)
+
+# KEYS: pairs of (value key, its generation key); ARGV: generation ttl. Returns, per value key,
+# 1 if it was deleted (it existed), else 0.
+DELETE_AND_BUMP = Lua(
+    """
+local deleted = {}
+for i = 1, #KEYS, 2 do
+  deleted[#deleted + 1] = redis.call('DEL', KEYS[i])
+  redis.call('INCR', KEYS[i + 1])
+  redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
+end
+return deleted
+"""
+)
+
+# KEYS: index key, org generation key; ARGV: generation ttl. Returns keys deleted.
+INVALIDATE_INDEXED = Lua(
+    """
+local deleted = 0
+for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  deleted = deleted + redis.call('DEL', key)
+end
+redis.call('DEL', KEYS[1])
+redis.call('INCR', KEYS[2])
+redis.call('EXPIRE', KEYS[2], ARGV[1])
+return deleted
+"""
+)
+
+# KEYS: session key, value key; ARGV: principal key prefix. The principal's key is read from the
+# session (JSON-serialized by the sessions cache), so a signed-in cached read is one round trip.
+# Returns {session, user id, principal, value}, each false (nil) when absent: the caller checks
+# that the user id is the one it reads from the session itself before trusting the principal.
+SESSION_READ = Lua(
+    """
+local session = redis.call('GET', KEYS[1])
+if not session then return {false, false, false, false} end
+local ok, data = pcall(cjson.decode, session)
+local user_id = ok and type(data) == 'table' and data['_auth_user_id']
+if type(user_id) ~= 'string' or #user_id > 18 or not string.match(user_id, '^[0-9]+$') then
+  return {session, false, false, false}
+end
+return {session, user_id, redis.call('GET', ARGV[1] .. user_id), redis.call('GET', KEYS[2])}
+"""
+)
+
+RELEASE_LOCK = Lua(
+    """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+)
+
+
+def run(client, script: Lua, keys: list[str], args: list[object]):
+    try:
+        return client.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return client.eval(script.source, len(keys), *keys, *args)
+
+
+def call_direct(client, *args: object):
+    """One command on one of the client's pooled connections, without redis-py's per-command
+    machinery (retry wrapper, observability hooks, response callbacks): for the fast path's one
+    call, where that machinery cost as much as the socket calls (bench/RESULTS.md). Errors are
+    redis-py's own exceptions. A pooled connection the server closed is reconnected by the pool
+    itself when handed out; a failure after that is the caller's to handle (the lane passes)."""
+    pool = client.connection_pool
+    connection = pool.get_connection()
+    try:
+        connection.send_packed_command(connection.pack_command(*args))
+        return connection.read_response()
+    except ResponseError:  # an error reply, read whole: the connection is fine
+        raise
+    except BaseException:
+        connection.disconnect()  # nothing half-read stays in the pool
+        raise
+    finally:
+        pool.release(connection)
+
+
+def run_direct(client, script: Lua, keys: list[str], args: list[object]):
+    try:
+        return call_direct(client, "EVALSHA", script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        return call_direct(client, "EVAL", script.source, len(keys), *keys, *args)

@@ -1,0 +1,161 @@
+"""One catalogue of the dashboard's queries: every fact about a query type is declared here, once.
+
+An entry names the query's key type and URL, its scope (the organization, or one of its units),
+its selector, its TTL, whether the fast path may serve it, whether the page shows it, and every
+change that can alter its value with what that change does to the cached value. Everything else
+reads this: the cache (key types, TTLs), the services and the views (one generic read each), the
+URLconf, the event -> keys map (`realtime.events`), the admin's edit signals, the cache inspector,
+and the page's refetch map (served to `dashboard.js`).
+
+The changes are declared here too, in `stats`, so that `stats` never imports `realtime`: events
+are named after them. Adding a query type: one `Query` here, one selector, its tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Model
+
+from . import selectors
+from .models import Alert, Device, Membership, Organization, Site, TemperatureReading, Unit
+
+
+class Scope(StrEnum):
+    ORG = "org"  # one value per organization
+    UNIT = "unit"  # one value per unit (the unit is in the URL)
+    ORG_OR_UNIT = "org or unit"  # per organization, or per unit with `?unit=<id>`
+
+
+class Effect(StrEnum):
+    INVALIDATE = "invalidate"  # the key is deleted; the next read recomputes it
+    # Deleted, then, if it was cached, recomputed once before the change's event is sent: every
+    # open dashboard refetches it on that event and would otherwise miss together.
+    REFRESH = "refresh"
+
+
+@dataclass(frozen=True)
+class Change:
+    """Something that can alter cached figures, and the models it writes. Changes whose `event`
+    is true are also sent to the organization's dashboards (under `name`)."""
+
+    name: str
+    writes: tuple[type[Model], ...]
+    unit_scoped: bool  # it concerns one unit (its unit-scoped keys are affected)
+    event: bool = True
+
+
+READING = Change("reading", (TemperatureReading, Unit, Device), True)
+READINGS_BACKFILLED = Change("readingsBackfilled", (TemperatureReading,), True)
+UNIT_UPDATE = Change("unitUpdate", (Unit,), True)
+ALERT_CREATED = Change("alertCreated", (Alert,), True)
+ALERT_ACKNOWLEDGED = Change("alertAcknowledged", (Alert,), True)
+ALERT_ESCALATED = Change("alertEscalated", (Alert, Unit), True)
+ALERT_RESOLVED = Change("alertResolved", (Alert, Unit), True)
+DEVICE_STATUS_CHANGE = Change("deviceStatusChange", (Device,), False)
+# Edits no event describes (the admin's forms and deletions): every key of the organization.
+ORG_CHANGED = Change("orgChanged", (Organization, Site, Unit, Device, TemperatureReading, Alert), False)
+MEMBERSHIP = Change("membership", (Membership,), False, event=False)
+SITE = Change("site", (Site,), False, event=False)
+USER = Change("user", (get_user_model(),), False, event=False)
+CHANGES = (
+    READING, READINGS_BACKFILLED, UNIT_UPDATE, ALERT_CREATED, ALERT_ACKNOWLEDGED, ALERT_ESCALATED,
+    ALERT_RESOLVED, DEVICE_STATUS_CHANGE, ORG_CHANGED, MEMBERSHIP, SITE, USER,
+)  # fmt: skip
+ALERT_CHANGES = (ALERT_CREATED, ALERT_ACKNOWLEDGED, ALERT_ESCALATED, ALERT_RESOLVED)
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str  # the key's queryType: dashboard:{name}:org:{org}[:unit:{unit}]
+    member: str  # its name in `QueryType`
+    path: str  # under /api/orgs/<org>/; "{unit}" where the unit's id goes
+    scope: Scope
+    selector: str  # the function of `stats.selectors` that computes it: (org_id=, unit_id=) -> JSON data
+    reads: tuple[type[Model], ...]  # the models the selector reads
+    effects: dict[Change, Effect] = field(default_factory=dict)
+    cached: bool = True
+    ttl: int | None = None  # seconds; None: CACHE_TTL_SECONDS
+    fast_path: bool = True  # a GET without a query string may be answered before the middleware
+    on_page: bool = True  # the dashboard page shows it (and refetches it on its changes)
+
+    def select(self, **ids: object) -> object:
+        """The selector's response-ready data (looked up by name on each call)."""
+        return getattr(selectors, self.selector)(**ids)
+
+    def ttl_seconds(self) -> int:
+        return self.ttl if self.ttl is not None else int(settings.CACHE_TTL_SECONDS)
+
+    def effect_of(self, change: Change) -> Effect | None:
+        return Effect.INVALIDATE if change is ORG_CHANGED and self.cached else self.effects.get(change)
+
+
+def _every(changes: tuple[Change, ...], effect: Effect = Effect.INVALIDATE) -> dict[Change, Effect]:
+    return dict.fromkeys(changes, effect)
+
+
+_COUNTS = (ALERT_CHANGES, (UNIT_UPDATE, DEVICE_STATUS_CHANGE, MEMBERSHIP, SITE, READINGS_BACKFILLED))
+QUERIES: list[Query] = [
+    Query(
+        "stats", "STATS", "stats", Scope.ORG, "organization_stats",
+        reads=(Unit, Alert, Device, TemperatureReading, Membership, Site),
+        effects=_every(_COUNTS[0] + _COUNTS[1]),
+    ),
+    Query(
+        "units:status", "UNITS_STATUS", "units/status", Scope.ORG, "unit_status_counts",
+        reads=(Unit,), effects=_every((UNIT_UPDATE,)),
+    ),
+    Query(
+        "alerts:count", "ALERTS_COUNT", "alerts/count", Scope.ORG_OR_UNIT, "alert_counts",
+        reads=(Alert, Unit), effects=_every(ALERT_CHANGES), on_page=False,
+    ),
+    Query(
+        "temperature:trends", "TEMPERATURE_TRENDS", "units/{unit}/trends", Scope.UNIT, "unit_trend",
+        reads=(TemperatureReading, Unit),
+        effects={READING: Effect.REFRESH, READINGS_BACKFILLED: Effect.INVALIDATE},
+    ),
+    Query(
+        "devices:online", "DEVICES_ONLINE", "devices/online", Scope.ORG, "device_online_counts",
+        reads=(Device,), effects=_every((DEVICE_STATUS_CHANGE,)),
+    ),
+    # Not cached (a row per unit or alert, changing with every reading): listed for the page's
+    # refetch map only.
+    Query(
+        "units", "UNITS", "units", Scope.ORG, "units_list", reads=(Unit, Device, Site),
+        effects=_every((READING, UNIT_UPDATE, DEVICE_STATUS_CHANGE)), cached=False, fast_path=False,
+    ),
+    Query(
+        "alerts", "ALERTS", "alerts", Scope.ORG, "alerts_list", reads=(Alert, Unit),
+        effects=_every(ALERT_CHANGES), cached=False, fast_path=False,
+    ),
+]  # fmt: skip
+
+
+def cached() -> Iterator[Query]:
+    return (query for query in QUERIES if query.cached)
+
+
+def by_name(name: str) -> Query | None:
+    return next((query for query in QUERIES if query.name == name), None)
+
+
+def affected(change: Change) -> list[tuple[Query, Effect]]:
+    """The cached queries whose value `change` can alter, with what it does to each."""
+    return [(query, effect) for query in cached() if (effect := query.effect_of(change)) is not None]
+
+
+def change_named(name: str) -> Change:
+    return next(change for change in CHANGES if change.name == name)
+
+
+def page_refetch() -> dict[str, list[str]]:
+    """For each event, the page's queries to fetch again (`dashboard.js`); orgChanged: all of them."""
+    return {
+        change.name: [q.name for q in QUERIES if q.on_page and (change is ORG_CHANGED or change in q.effects)]
+        for change in CHANGES
+        if change.event
+    }
