@@ -23,7 +23,7 @@ from prometheus_client import Counter, Histogram
 from redis.exceptions import RedisError
 
 from dashboard_project.outage import OutageLog
-from stats import cache, services
+from stats import cache, queries, services
 
 from .events import Event
 
@@ -99,46 +99,64 @@ def emit_on_commit(events: Sequence[Event]) -> None:
 
 
 def emit(events: Sequence[Event]) -> None:
-    """Invalidate every key the events change (one round trip), then send them, per organization.
+    """Apply what the events do to the cache, then send them, per organization.
 
-    The few keys events refresh (a reading's trend, when cached) are recomputed between the two
-    (`cache.recompute`, under the key's single-flight lock): a poll that misses meanwhile waits for that one recompute
-    instead of running its own, and the dashboards refetching on the event find it cached.
-    (Sending first saved the event ~7 ms, but on loopback nearly every refetch then arrived
-    during the recompute and waited: the realistic day's trend hit rate fell to 0.69.)
+    First one round trip invalidates every key they invalidate; then the keys a reading updates in
+    place (its trend, its organization's compliance) are updated from their stored state, and the
+    few keys an event refreshes, when they were cached, are recomputed (`cache.recompute`, under
+    the key's single-flight lock). Only then is the event sent: the dashboards refetching on it
+    find every value exact and cached. (Sending first saved the event ~7 ms, but on loopback nearly
+    every refetch then arrived during the recompute and waited: the realistic day's trend hit rate
+    fell to 0.69.) A key one event invalidates and another updates is invalidated.
     """
     started = time.perf_counter()
     by_org: dict[uuid.UUID, list[Event]] = {}
     for event in events:
         by_org.setdefault(event.org_id, []).append(event)
     for org_id, org_events in by_org.items():
-        refreshers: dict[str, Callable[[], None]] = {}
         if any(event.whole_organization for event in org_events):
-            deleted = cache.invalidate_org(org_id)  # covers every key the others name; nothing to refresh
+            failed = cache.invalidate_org(org_id) is None  # covers every key the others name
         else:
-            deleted = cache.invalidate_keys_present([key for event in org_events for key in event.cache_keys()])
-            if deleted is not None:
-                refreshers = _refreshers(org_events, set(deleted))
-        if deleted is None:  # logged by the cache boundary; the events go out anyway (the TTL bounds staleness)
+            failed = _apply(org_events)
+        if failed:  # logged by the cache boundary; the events go out anyway (the TTL bounds staleness)
             BROADCAST_ERRORS.labels("invalidate").inc()
-        _refresh(refreshers)
         _send(org_id, org_events)
     EMIT_SECONDS.observe(time.perf_counter() - started)
 
 
-def _refreshers(events: list[Event], deleted: set[str]) -> dict[str, Callable[[], None]]:
-    """The refreshable keys the invalidation deleted, each once: units nobody watches cost nothing."""
-    return {key: refresh for event in events for key, refresh in event.refreshers().items() if key in deleted}
+def _apply(events: list[Event]) -> bool:
+    """Invalidate, update in place, refresh; True when Redis failed (a value may be left stale: the
+    invalidation alert watches it)."""
+    effects: dict[cache.CacheKey, queries.Effect] = {}
+    for event in events:
+        for key, effect in event.effects().items():
+            effects[key] = queries.Effect.INVALIDATE if effects.get(key) == queries.Effect.INVALIDATE else effect
+    readings = [reading for event in events if (reading := event.reading()) is not None]
+    if not readings:  # nothing to update from (an event built without its reading): invalidate
+        effects = {key: queries.Effect.INVALIDATE if e is queries.Effect.UPDATE else e for key, e in effects.items()}
+    drop = [key for key, effect in effects.items() if effect is not queries.Effect.UPDATE]
+    deleted = cache.invalidate_keys_present(drop)
+    if deleted is None:
+        return True
+    failed = False
+    for key in (key for key, effect in effects.items() if effect is queries.Effect.UPDATE):
+        for reading, low, high in readings:
+            outcome = _guarded("update", key, services.query_add_reading, key, reading, temp_min=low, temp_max=high)
+            failed |= outcome is cache.Maintained.FAILED
+    refresh = set(deleted) & {key for key, effect in effects.items() if effect is queries.Effect.REFRESH}
+    for key in refresh:
+        _guarded("refresh", key, services.query_refresh, key)
+    return failed
 
 
-def _refresh(refreshers: dict[str, Callable[[], None]]) -> None:
-    """Recompute each key; a failure leaves it deleted, i.e. the next reader's miss."""
-    for key, refresh in refreshers.items():
-        try:
-            refresh()
-        except (DatabaseError, services.UnitNotFound) as exc:
-            BROADCAST_ERRORS.labels("refresh").inc()
-            logger.error("Refresh of %s failed: %r", key, exc)
+def _guarded(stage: str, key: cache.CacheKey, apply: Callable[..., object], *args: object, **kwargs: object) -> object:
+    """A database failure while recomputing leaves the key deleted: the next reader's miss."""
+    try:
+        return apply(*args, **kwargs)
+    except (DatabaseError, services.UnitNotFound) as exc:
+        BROADCAST_ERRORS.labels(stage).inc()
+        logger.error("%s of %s failed: %r", stage.capitalize(), key, exc)
+        return None
 
 
 def _send(org_id: uuid.UUID, events: list[Event]) -> None:

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 
 from stats import queries, services
 from stats.cache import CacheKey
 from stats.models import Alert, Device, Unit
 from stats.selectors import iso
+from stats.windows import Reading
 
 # unitUpdate -> UNIT_UPDATE, for every change of the catalogue that dashboards are told of.
 EventType = StrEnum(
@@ -41,39 +42,45 @@ class Event:
         """Invalidates every key of its organization (`cache.invalidate_org`), not named keys."""
         return self.change is queries.ORG_CHANGED
 
-    def _keys(self) -> dict[CacheKey, queries.Effect]:
+    def effects(self) -> dict[CacheKey, queries.Effect]:
+        """Every cached key this event can change, with what it does to it (the catalogue's)."""
         if self.whole_organization:
             return {}
         return services.change_keys(self.change, org_id=self.org_id, unit_id=self.unit_id)
 
     def cache_keys(self) -> list[CacheKey]:
-        return list(self._keys())
+        return list(self.effects())
 
-    def refreshers(self) -> dict[CacheKey, Callable[[], None]]:
-        """Keys that, when cached, are recomputed once by the emitter after this event's
-        invalidation and before it is sent (under their single-flight lock), instead of being
-        left to the next reader's miss: every open dashboard refetches them on this event (a
-        reading's trend). Recomputed here, once, from the committed rows, the value stored is exact
-        when the event arrives; a poll that misses meanwhile waits for it (stale sets are still
-        refused: `cache.recompute` stores only if no newer invalidation happened meanwhile).
-        Only keys that were cached are refreshed, so units nobody watches cost nothing."""
-        refresh = queries.Effect.REFRESH
-        return {
-            key: (lambda key=key: services.query_refresh(key))
-            for key, effect in self._keys().items()
-            if effect is refresh
-        }
+    def reading(self) -> tuple[Reading, float, float] | None:
+        """A reading event's reading, with its unit's range then: what an in-place update adds."""
+        data = self.data
+        if self.type != EventType.READING or not all(data.get(k) is not None for k in ("readingId", "recordedAt")):
+            return None
+        recorded = datetime.fromisoformat(str(data["recordedAt"]).replace("Z", "+00:00"))
+        unit = str(self.unit_id)
+        return (
+            Reading(int(data["readingId"]), unit, float(data["temperature"]), recorded),
+            data["tempMin"],
+            data["tempMax"],
+        )
 
     def message(self) -> dict[str, object]:
         return {"type": str(self.type), "data": self.data}
 
 
-def reading(unit: Unit, temperature: float, recorded_at) -> Event:
+def reading(unit: Unit, temperature: float, recorded_at, reading_id: int) -> Event:
     return Event(
         EventType.READING,
         unit.organization_id,
         unit.id,
-        {"unitId": str(unit.id), "temperature": temperature, "recordedAt": iso(recorded_at)},
+        {
+            "unitId": str(unit.id),
+            "temperature": temperature,
+            "recordedAt": iso(recorded_at),
+            "readingId": reading_id,
+            "tempMin": unit.temp_min,
+            "tempMax": unit.temp_max,
+        },
     )
 
 

@@ -12,7 +12,6 @@ organization is refused.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -20,7 +19,7 @@ from django.utils.crypto import constant_time_compare
 from prometheus_client import Counter
 
 from stats.models import Device, KeptUplink, Organization, TemperatureReading, Unit, webhook_secret_digest
-from stats.selectors import COMPLIANCE_HOURS, TREND_HOURS
+from stats.windows import window_start
 
 from . import broadcast, events, unit_state
 from .events import Event
@@ -36,8 +35,6 @@ for _outcome in OUTCOMES:
     INGEST.labels(_outcome)  # exported at 0 from the start, so rate() and increase() see the first one
 for _source in ("override", "normalized", "catalogue", "generic"):
     READINGS_STORED.labels(_source)
-# Backfilled readings older than every cached window change no cached figure.
-_CACHED_WINDOW = timedelta(hours=max(TREND_HOURS, COMPLIANCE_HOURS))
 
 
 class ForeignDevice(Exception):
@@ -210,8 +207,8 @@ def _store(
     drives = unit.last_reading_at is None or newest.recorded_at >= unit.last_reading_at
     backfilled = [r.recorded_at for r in (stored[:-1] if drives else stored)]
     if drives:
-        emitted.append(events.reading(unit, newest.temperature, newest.recorded_at))
+        emitted.append(events.reading(unit, newest.temperature, newest.recorded_at, newest.id))
         emitted += unit_state.on_reading(unit, newest.temperature, newest.recorded_at)
-    if backfilled and max(backfilled) >= timezone.now() - _CACHED_WINDOW:
+    if backfilled and max(backfilled) >= window_start(timezone.now()):  # older: no cached figure changes
         emitted.append(events.readings_backfilled(unit, backfilled))
     return "stored", [reading.id for reading in stored]

@@ -36,6 +36,9 @@ class Effect(StrEnum):
     # Deleted, then, if it was cached, recomputed once before the change's event is sent: every
     # open dashboard refetches it on that event and would otherwise miss together.
     REFRESH = "refresh"
+    # Updated in place from its state by the query's `updater` (`stats.updaters`), before the
+    # change's event is sent: exact at once, no recomputation. Without a state: REFRESH.
+    UPDATE = "update"
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class Query:
     selector: str  # the function of `stats.selectors` that computes it: (org_id=, unit_id=) -> JSON data
     reads: tuple[type[Model], ...]  # the models the selector reads
     effects: dict[Change, Effect] = field(default_factory=dict)
+    updater: str = ""  # for Effect.UPDATE: the function of `stats.updaters` that applies a reading
     cached: bool = True
     ttl: int | None = None  # seconds; None: CACHE_TTL_SECONDS
     fast_path: bool = True  # a GET without a query string may be answered before the middleware
@@ -100,10 +104,11 @@ def _every(changes: tuple[Change, ...], effect: Effect = Effect.INVALIDATE) -> d
 
 _COUNTS = (ALERT_CHANGES, (UNIT_UPDATE, DEVICE_STATUS_CHANGE, MEMBERSHIP, SITE, READINGS_BACKFILLED))
 QUERIES: list[Query] = [
+    # The 24 h compliance changes with every reading: updated in place (`stats.updaters`).
     Query(
-        "stats", "STATS", "stats", Scope.ORG, "organization_stats",
+        "stats", "STATS", "stats", Scope.ORG, "organization_stats_stateful",
         reads=(Unit, Alert, Device, TemperatureReading, Membership, Site),
-        effects=_every(_COUNTS[0] + _COUNTS[1]),
+        effects={**_every(_COUNTS[0] + _COUNTS[1]), READING: Effect.UPDATE}, updater="compliance_add",
     ),
     Query(
         "units:status", "UNITS_STATUS", "units/status", Scope.ORG, "unit_status_counts",
@@ -114,9 +119,9 @@ QUERIES: list[Query] = [
         reads=(Alert, Unit), effects=_every(ALERT_CHANGES), on_page=False,
     ),
     Query(
-        "temperature:trends", "TEMPERATURE_TRENDS", "units/{unit}/trends", Scope.UNIT, "unit_trend",
+        "temperature:trends", "TEMPERATURE_TRENDS", "units/{unit}/trends", Scope.UNIT, "unit_trend_stateful",
         reads=(TemperatureReading, Unit),
-        effects={READING: Effect.REFRESH, READINGS_BACKFILLED: Effect.INVALIDATE},
+        effects={READING: Effect.UPDATE, READINGS_BACKFILLED: Effect.INVALIDATE}, updater="trend_add",
     ),
     Query(
         "devices:online", "DEVICES_ONLINE", "devices/online", Scope.ORG, "device_online_counts",

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 
-from django.db.models import Avg, Count, F, JSONField, Max, Min, OuterRef, Q, QuerySet, Subquery
-from django.db.models.functions import ExtractMinute, Floor, JSONObject, TruncHour
+from django.db.models import Count, F, JSONField, OuterRef, Q, QuerySet, Subquery
+from django.db.models.functions import JSONObject
 from django.utils import timezone
 
+from . import windowed
 from .models import (
     UNRESOLVED_ALERT_STATUSES,
     Alert,
@@ -22,19 +23,16 @@ from .models import (
     Membership,
     Organization,
     Site,
-    TemperatureReading,
     Unit,
     UnitStatus,
 )
+from .windowed import Stateful
 
 
 class UnitNotFound(Exception):
     """The unit is not one of the organization's: nothing is computed or cached for it."""
 
 
-TREND_HOURS = 24
-TREND_BUCKET_MINUTES = 15
-COMPLIANCE_HOURS = 24
 OUT_OF_RANGE_STATUSES = (UnitStatus.EXCURSION, UnitStatus.ALARM_ACTIVE)
 
 
@@ -74,12 +72,6 @@ def _device_counts(counts: dict[str, int]) -> dict[str, int]:
     return {"online": counts["n_online"], "offline": counts["n_offline"]}
 
 
-def _compliance_aggregates(now: datetime) -> tuple[Q, dict[str, Count]]:
-    in_range = Q(temperature__gte=F("unit__temp_min"), temperature__lte=F("unit__temp_max"))
-    window = Q(recorded_at__gte=now - timedelta(hours=COMPLIANCE_HOURS))
-    return window, {"total": Count("id"), "in_range": Count("id", filter=in_range)}
-
-
 def _ints(counts: dict[str, object]) -> dict[str, int]:
     return {name: int(value or 0) for name, value in counts.items()}
 
@@ -101,40 +93,10 @@ def device_online_counts(*, org_id: uuid.UUID) -> dict[str, int]:
     return _device_counts(_ints(Device.objects.filter(organization_id=org_id).aggregate(**_device_aggregates())))
 
 
-def _alarm_state(low: float, high: float, unit: Unit) -> str:
-    if high > unit.temp_max:
-        return "too_hot"
-    if low < unit.temp_min:
-        return "too_cold"
-    return "normal"
-
-
 def temperature_trends(*, unit: Unit, now: datetime | None = None) -> list[dict[str, object]]:
-    """24 h of 15-minute buckets: mean, min, max and whether the bucket left the unit's range."""
-    now = now or timezone.now()
-    rows = (
-        TemperatureReading.objects.filter(unit_id=unit.id, recorded_at__gte=now - timedelta(hours=TREND_HOURS))
-        .annotate(hour=TruncHour("recorded_at"), quarter=Floor(ExtractMinute("recorded_at") / TREND_BUCKET_MINUTES))
-        .values("hour", "quarter")
-        .annotate(mean=Avg("temperature"), low=Min("temperature"), high=Max("temperature"))
-        .order_by("hour", "quarter")
-    )
-    return [
-        {
-            "timestamp": iso(row["hour"] + timedelta(minutes=TREND_BUCKET_MINUTES * int(row["quarter"]))),
-            "temperature": round(row["mean"], 2),
-            "min": round(row["low"], 2),
-            "max": round(row["high"], 2),
-            "alarmState": _alarm_state(row["low"], row["high"], unit),
-        }
-        for row in rows
-    ]
-
-
-def _percentage(counts: dict[str, object]) -> float | None:
-    if not counts["total"]:
-        return None
-    return round(100.0 * counts["in_range"] / counts["total"], 2)
+    """The 96 15-minute buckets of the last 24 h (`stats.windows`): mean, min, max and whether
+    the bucket left the unit's range."""
+    return windowed.trend_state(unit=unit, now=now or timezone.now()).points()
 
 
 def worst_state(unit_counts: dict[str, int]) -> str:
@@ -157,13 +119,15 @@ def _json_counts(value: dict | None, names: Iterable[str]) -> dict[str, int]:
     return {name: int(counts.get(name) or 0) for name in names}
 
 
-def organization_stats(*, org_id: uuid.UUID) -> dict[str, object]:
-    """The dashboard's header figures in one query: a stats recompute follows every state change
-    of the organization, so its round trips are most of what the cache still costs the database."""
+def organization_stats_stateful(*, org_id: uuid.UUID) -> Stateful:
+    """The dashboard's header figures, and the compliance state a reading updates them from.
+
+    The counts are one query (a correlated JSON subquery per table): a stats recompute follows
+    every state change of the organization, so its round trips are most of what the cache still
+    costs the database. The 24 h compliance is one more (`windowed.compliance_state`)."""
     now = timezone.now()
-    window, compliance = _compliance_aggregates(now)
     units, alerts, devices = _unit_status_aggregates(), _alert_aggregates(), _device_aggregates()
-    columns = ("_units", "_alerts", "_devices", "_compliance", "_members", "_sites")
+    columns = ("_units", "_alerts", "_devices", "_members", "_sites")
     rows = (
         Organization.objects.filter(pk=org_id)
         .order_by()
@@ -171,25 +135,30 @@ def organization_stats(*, org_id: uuid.UUID) -> dict[str, object]:
             _units=_per_org(Unit.objects.all(), units),
             _alerts=_per_org(Alert.objects.all(), alerts),
             _devices=_per_org(Device.objects.all(), devices),
-            _compliance=_per_org(TemperatureReading.objects.filter(window), compliance),
             _members=_per_org(Membership.objects.all(), {"n": Count("id")}),
             _sites=_per_org(Site.objects.all(), {"n": Count("id")}),
         )
         .values(*columns)[:1]
     )
     row = next(iter(rows), None) or dict.fromkeys(columns)
+    compliance = windowed.compliance_state(org_id=org_id, now=now)
     unit_counts = _json_counts(row["_units"], units)
-    return {
+    data = {
         "organizationId": str(org_id),
         "unitCounts": unit_counts,
         "alertCounts": _json_counts(row["_alerts"], alerts),
         "deviceCounts": _device_counts(_json_counts(row["_devices"], devices)),
-        "compliancePercentage": _percentage(_json_counts(row["_compliance"], compliance)),
+        "compliancePercentage": compliance.percentage(),
         "memberCount": _json_counts(row["_members"], ["n"])["n"],
         "siteCount": _json_counts(row["_sites"], ["n"])["n"],
         "worstState": worst_state(unit_counts),
         "lastUpdated": iso(now),
     }
+    return Stateful(data, compliance.dumps())
+
+
+def organization_stats(*, org_id: uuid.UUID) -> dict[str, object]:
+    return organization_stats_stateful(org_id=org_id).data
 
 
 def organizations_for_user(*, memberships: dict[str, str]) -> list[dict[str, object]]:
@@ -245,10 +214,15 @@ def unit_or_raise(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> Unit:
     return unit
 
 
-def unit_trend(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> dict[str, object]:
-    """The unit's 24 h trend as the API answers it. Raises UnitNotFound."""
+def unit_trend_stateful(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> Stateful:
+    """The unit's 24 h trend as the API answers it, and its state. Raises UnitNotFound."""
     unit = unit_or_raise(org_id=org_id, unit_id=unit_id)
-    return {"unitId": str(unit.id), "points": temperature_trends(unit=unit)}
+    state = windowed.trend_state(unit=unit, now=timezone.now())
+    return Stateful({"unitId": str(unit.id), "points": state.points()}, state.dumps())
+
+
+def unit_trend(*, org_id: uuid.UUID, unit_id: uuid.UUID) -> dict[str, object]:
+    return unit_trend_stateful(org_id=org_id, unit_id=unit_id).data
 
 
 def unresolved_alerts(*, org_id: uuid.UUID, limit: int = 200) -> list[dict[str, object]]:

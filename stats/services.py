@@ -13,9 +13,12 @@ from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
 
-from . import cache, queries, selectors
+from . import cache, queries, selectors, updaters
 from .models import Membership
+from .windowed import Stateful
+from .windows import Reading
 
 UnitNotFound = selectors.UnitNotFound
 
@@ -34,8 +37,11 @@ def query_json(name: str, *, org_id: uuid.UUID, unit_id: uuid.UUID | None = None
     cached) for a unit of another organization."""
     query = queries.by_name(name)
 
-    def produce() -> bytes:
-        return json_bytes(query.select(org_id=org_id, **({"unit_id": unit_id} if unit_id else {})))
+    def produce() -> bytes | tuple[bytes, bytes]:
+        data = query.select(org_id=org_id, **({"unit_id": unit_id} if unit_id else {}))
+        if isinstance(data, Stateful):
+            return json_bytes(data.data), data.state
+        return json_bytes(data)
 
     if not query.cached:
         return produce()
@@ -55,6 +61,17 @@ def change_keys(
         if query.scope is not queries.Scope.ORG and change.unit_scoped and unit_id is not None:
             keys[query_key(query, org_id=org_id, unit_id=unit_id)] = effect
     return keys
+
+
+def query_add_reading(key: cache.CacheKey, reading: Reading, *, temp_min: float, temp_max: float) -> cache.Maintained:
+    """Add a committed reading to a cached value in place (its query's updater); a value cached
+    without a state is recomputed instead, as an event's refresh."""
+    updater = getattr(updaters, queries.by_name(key.query_type).updater)
+    now = timezone.now()
+    outcome = cache.maintain(key, lambda value, state: updater(value, state, reading, temp_min, temp_max, now))
+    if outcome is cache.Maintained.INVALIDATED:
+        query_refresh(key)
+    return outcome
 
 
 def query_refresh(key: cache.CacheKey) -> None:

@@ -39,6 +39,7 @@ from .keys import (
     principal_key,
 )
 from .lane import SessionRead, count_hits, near_forget, read_for_session
+from .maintain import Maintained, maintain
 from .readthrough import get, read_ahead, read_through, recompute, set, ttl_of  # noqa: A004 - the card names it set
 
 
@@ -50,6 +51,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BREAKER_FAILURE_THRESHOLD", "KEY_NAMESPACE", "META_NAMESPACE", "CacheKey", "CacheUnavailable", "InvalidKeyPart",
+    "Maintained", "maintain",
     "QueryType", "SessionRead", "cache_key", "count_hits", "delete", "get", "guarded", "health_check", "index_key",
     "invalidate_keys", "invalidate_keys_present", "invalidate_org", "is_enabled", "lock_key", "log_startup",
     "make_key", "near_forget", "org_pattern", "parse_dashboard_key", "principal_key", "read_ahead",

@@ -17,12 +17,14 @@ from . import scripts
 from .boundary import CacheUnavailable, is_enabled, redis_call
 from .keys import (
     KEY_NAMESPACE,
+    STATE_PREFIX,
     CacheKey,
     canonical_uuid,
     index_key,
     key_generation_key,
     org_generation_key,
     org_pattern,
+    state_key,
 )
 from .lane import near_forget
 from .metrics import CACHE_INVALIDATION_SECONDS, CACHE_INVALIDATIONS, CACHE_KEYS_DELETED
@@ -50,13 +52,13 @@ def invalidate_keys_present(keys: Iterable[CacheKey]) -> list[CacheKey] | None:
     keys = list(dict.fromkeys(keys))
     if not keys or not is_enabled():
         return []
-    pairs: list[str] = []
+    triples: list[str] = []
     for key in keys:
-        pairs += [key, key_generation_key(key)]
+        triples += [key, state_key(key), key_generation_key(key)]
     started = time.perf_counter()
     try:
         with redis_call("invalidate") as client:
-            flags = scripts.run(client, scripts.DELETE_AND_BUMP, pairs, [GENERATION_TTL_SECONDS])
+            flags = scripts.run(client, scripts.DELETE_AND_BUMP, triples, [GENERATION_TTL_SECONDS])
     except CacheUnavailable:
         return None
     finally:
@@ -88,7 +90,7 @@ def invalidate_org(org_id: uuid.UUID | str, *, sweep: bool = False) -> int | Non
                     client,
                     scripts.INVALIDATE_INDEXED,
                     [index_key(org), org_generation_key(org)],
-                    [GENERATION_TTL_SECONDS],
+                    [GENERATION_TTL_SECONDS, STATE_PREFIX],
                 )
             )
         if sweep:

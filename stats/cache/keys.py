@@ -18,7 +18,6 @@ PRINCIPAL_PREFIX = "authz:user:"
 PRINCIPAL_QUERY_TYPE = "authz"
 
 
-
 @cache
 def _query_types() -> type[StrEnum]:
     from .. import queries  # the catalogue reads the models: loaded once the app registry is ready
@@ -110,6 +109,14 @@ def org_generation_key(org_id: str) -> str:
 
 def key_generation_key(key: str) -> str:
     return f"{META_NAMESPACE}:gen:{key}"
+
+
+STATE_PREFIX = f"{META_NAMESPACE}:state:"
+
+
+def state_key(key: str) -> str:
+    """Where the state a change updates `key` from is kept (see `stats.windows`)."""
+    return f"{STATE_PREFIX}{key}"
 
 
 def index_key(org_id: str) -> str:

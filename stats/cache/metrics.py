@@ -38,3 +38,9 @@ CACHE_BREAKER_OPEN = Gauge("dashboard_cache_breaker_open", "1 while the Redis ci
 CACHE_BREAKER_SKIPPED = Counter(
     "dashboard_cache_breaker_skipped_total", "Cache operations skipped because the breaker was open", ["operation"]
 )
+CACHE_MAINTAINED = Counter(
+    "dashboard_cache_maintained_total",
+    "Cached values a change updated in place (updated), or found without a state and deleted "
+    "(invalidated), or not cached (absent), or could not reach (failed)",
+    ["query_type", "outcome"],
+)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from . import scripts
 from .boundary import CacheUnavailable, is_enabled, redis_call, ttl_seconds
-from .keys import CacheKey, index_key, key_generation_key, lock_key, org_generation_key
+from .keys import CacheKey, index_key, key_generation_key, lock_key, org_generation_key, state_key
 from .lane import near_forget
 from .metrics import CACHE_HIT, CACHE_MISS, CACHE_RECOMPUTE, CACHE_SINGLEFLIGHT_WAIT, CACHE_STALE_SET_REFUSED
 
@@ -63,8 +63,8 @@ def set(key: CacheKey, value: bytes, ttl: int | None = None) -> bool:  # noqa: A
             scripts.run(
                 client,
                 scripts.CAS_SET,
-                [key, index_key(org_id) if org_id else ""],
-                [value, ttl or key_ttl(key)],
+                [key, index_key(org_id) if org_id else "", state_key(key)],
+                [value, ttl or key_ttl(key), ""],
             )
     except CacheUnavailable:
         return False
@@ -129,7 +129,11 @@ def read_ahead(keys: list[CacheKey]) -> Iterator[None]:
         _read_ahead.reset(token)
 
 
-def read_through(key: CacheKey, compute: Callable[[], bytes]) -> bytes:
+# What a computation returns: the value, or the value and the state a change updates it from.
+Computed = bytes | tuple[bytes, bytes]
+
+
+def read_through(key: CacheKey, compute: Callable[[], Computed]) -> bytes:
     """Cache-aside read (REQ-CACHE-001): the cached bytes, or `compute()` stored for next time.
 
     Errors never reach the caller: on any Redis failure the value is computed and returned.
@@ -137,7 +141,7 @@ def read_through(key: CacheKey, compute: Callable[[], bytes]) -> bytes:
     """
     query_type = key.query_type
     if not is_enabled():
-        return _compute(query_type, compute)
+        return _compute(query_type, compute)[0]
     ahead = _read_ahead.get()
     if ahead and key in ahead:
         cached = ahead.pop(key)
@@ -147,7 +151,7 @@ def read_through(key: CacheKey, compute: Callable[[], bytes]) -> bytes:
                 cached = client.get(key)
         except CacheUnavailable:
             CACHE_MISS.labels(query_type).inc()
-            return _compute(query_type, compute)
+            return _compute(query_type, compute)[0]
     if cached is not None:
         CACHE_HIT.labels(query_type).inc()
         return cached
@@ -155,7 +159,7 @@ def read_through(key: CacheKey, compute: Callable[[], bytes]) -> bytes:
     return _fill(key, query_type, compute)
 
 
-def recompute(key: CacheKey, compute: Callable[[], bytes]) -> bytes:
+def recompute(key: CacheKey, compute: Callable[[], Computed]) -> bytes:
     """Compute from the database and store the result, ignoring what is cached (`?refresh=1`, an
     event's refresh). The key's single-flight lock is held meanwhile when it is free: a reader
     that misses waits for this value, as for another reader's, instead of computing its own.
@@ -174,16 +178,16 @@ def recompute(key: CacheKey, compute: Callable[[], bytes]) -> bytes:
         except CacheUnavailable:
             token = None
     try:
-        value = _compute(query_type, compute)
+        value, state = _compute(query_type, compute)
         if token is not None:
-            _store_if_current(key, query_type, value, token)
+            _store_if_current(key, query_type, value, state, token)
         return value
     finally:
         if locked:
             _release_lock(key, lock_value)
 
 
-def _fill(key: CacheKey, query_type: str, compute: Callable[[], bytes]) -> bytes:
+def _fill(key: CacheKey, query_type: str, compute: Callable[[], Computed]) -> bytes:
     lock_value = uuid.uuid4().hex
     try:
         with redis_call("lock") as client:
@@ -202,10 +206,10 @@ def _fill(key: CacheKey, query_type: str, compute: Callable[[], bytes]) -> bytes
                     return cached
             token = _take_token(client, key)
     except CacheUnavailable:
-        return _compute(query_type, compute)
+        return _compute(query_type, compute)[0]
     try:
-        value = _compute(query_type, compute)
-        _store_if_current(key, query_type, value, token)
+        value, state = _compute(query_type, compute)
+        _store_if_current(key, query_type, value, state, token)
         return value
     finally:
         if locked:
@@ -235,20 +239,22 @@ def _wait_for_value(client, key: str, lock_value: str) -> tuple[bytes | None, bo
     return None, False
 
 
-def _compute(query_type: str, compute: Callable[[], bytes]) -> bytes:
+def _compute(query_type: str, compute: Callable[[], Computed]) -> tuple[bytes, bytes]:
+    """(value, state); the state is b"" for a value that no change updates in place."""
     CACHE_RECOMPUTE.labels(query_type).inc()
-    return compute()
+    computed = compute()
+    return computed if isinstance(computed, tuple) else (computed, b"")
 
 
-def _store_if_current(key: CacheKey, query_type: str, value: bytes, token: _Token) -> None:
+def _store_if_current(key: CacheKey, query_type: str, value: bytes, state: bytes, token: _Token) -> None:
     org_id = key.org_id
     try:
         with redis_call("set") as client:
             stored = scripts.run(
                 client,
                 scripts.CAS_SET,
-                [key, index_key(org_id) if org_id else "", *token.keys],
-                [value, key_ttl(key), *token.values],
+                [key, index_key(org_id) if org_id else "", state_key(key), *token.keys],
+                [value, key_ttl(key), state, *token.values],
             )
     except CacheUnavailable:
         return

@@ -17,13 +17,20 @@ class Lua:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
-# KEYS: value key, index key, generation keys...; ARGV: value, ttl, expected generations...
+# KEYS: value key, index key, state key, generation keys...; ARGV: value, ttl, state ('' for
+# none), expected generations... Stores the value (and the state a change updates it from) only
+# if no generation moved since the computation began.
 CAS_SET = Lua(
     """
-for i = 3, #KEYS do
+for i = 4, #KEYS do
   if (redis.call('GET', KEYS[i]) or '0') ~= ARGV[i] then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+if ARGV[3] ~= '' then
+  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2])
+else
+  redis.call('DEL', KEYS[3])
+end
 if KEYS[2] ~= '' then
   redis.call('SADD', KEYS[2], KEYS[1])
   if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
@@ -32,31 +39,67 @@ return 1
 """
 )
 
-# KEYS: pairs of (value key, its generation key); ARGV: generation ttl. Returns, per value key,
-# 1 if it was deleted (it existed), else 0.
+# KEYS: triples of (value key, its state key, its generation key); ARGV: generation ttl. Returns,
+# per value key, 1 if it was deleted (it existed), else 0.
 DELETE_AND_BUMP = Lua(
     """
 local deleted = {}
-for i = 1, #KEYS, 2 do
+for i = 1, #KEYS, 3 do
   deleted[#deleted + 1] = redis.call('DEL', KEYS[i])
-  redis.call('INCR', KEYS[i + 1])
-  redis.call('EXPIRE', KEYS[i + 1], ARGV[1])
+  redis.call('DEL', KEYS[i + 1])
+  redis.call('INCR', KEYS[i + 2])
+  redis.call('EXPIRE', KEYS[i + 2], ARGV[1])
 end
 return deleted
 """
 )
 
-# KEYS: index key, org generation key; ARGV: generation ttl. Returns keys deleted.
+# KEYS: index key, org generation key; ARGV: generation ttl, the state keys' prefix. Deletes every
+# indexed key and its state. Returns keys deleted.
 INVALIDATE_INDEXED = Lua(
     """
 local deleted = 0
 for _, key in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   deleted = deleted + redis.call('DEL', key)
+  redis.call('DEL', ARGV[2] .. key)
 end
 redis.call('DEL', KEYS[1])
 redis.call('INCR', KEYS[2])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return deleted
+"""
+)
+
+# KEYS: value key, state key, generation key; ARGV: generation ttl. A change about to update a
+# value in place reads it with its state: {value, state}. Without both, the key is invalidated
+# instead (deleted, generation bumped: no computation in flight may store a value from before the
+# change) and the reply says whether a value was cached: {1} or {0}.
+MAINTAIN_READ = Lua(
+    """
+local value = redis.call('GET', KEYS[1])
+local state = redis.call('GET', KEYS[2])
+if value and state then return {value, state} end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[1])
+if value then return {1} end
+return {0}
+"""
+)
+
+# KEYS: value key, state key, generation key, index key; ARGV: the state read, new value, new
+# state, ttl, generation ttl. Writes only if the state is still the one read (else 0: read again).
+# Bumps the generation, so a computation that began before the change stores nothing.
+MAINTAIN_WRITE = Lua(
+    """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+redis.call('INCR', KEYS[3])
+redis.call('EXPIRE', KEYS[3], ARGV[5])
+redis.call('SADD', KEYS[4], KEYS[1])
+if redis.call('TTL', KEYS[4]) < tonumber(ARGV[4]) then redis.call('EXPIRE', KEYS[4], ARGV[4]) end
+return 1
 """
 )
 

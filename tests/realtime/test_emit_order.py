@@ -5,6 +5,7 @@ single-flight lock released."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -13,9 +14,9 @@ from django.utils import timezone
 
 from realtime import broadcast, events
 from realtime.events import EventType
-from stats import cache, selectors, services
+from stats import cache, queries, services
 from stats.cache import QueryType, cache_key
-from stats.models import Alert, Unit
+from stats.models import Alert
 from tests import factories
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +49,7 @@ def _every_event(org) -> list:
     device = factories.device(unit)
     alert = factories.alert(unit)
     return [
-        events.reading(unit, 4.0, unit.last_reading_at),
+        events.reading(unit, 4.0, unit.last_reading_at, 1),
         events.readings_backfilled(unit, [timezone.now()]),
         events.unit_update(unit, "ok"),
         *(
@@ -65,6 +66,11 @@ def _every_event(org) -> list:
     ]
 
 
+def _comparable(raw: bytes) -> object:
+    value = json.loads(raw)
+    return {k: v for k, v in value.items() if k != "lastUpdated"} if isinstance(value, dict) else value
+
+
 def test_every_event_type_is_sent_only_after_its_keys_are_deleted_or_refreshed(spy, redis_client):
     seen, pending = spy
     org = factories.organization()
@@ -73,11 +79,11 @@ def test_every_event_type_is_sent_only_after_its_keys_are_deleted_or_refreshed(s
             assert cache.set(key, OLD)
         pending[:] = [event]
         broadcast.emit([event])
-        for key in event.cache_keys():
-            if key in event.refreshers():
-                unit = Unit.objects.get(pk=event.unit_id)
-                fresh = {"unitId": str(unit.id), "points": selectors.temperature_trends(unit=unit)}
-                assert redis_client.get(key) == services.json_bytes(fresh)
+        for key, effect in event.effects().items():
+            if effect in (queries.Effect.UPDATE, queries.Effect.REFRESH):
+                # Cached without a state (`cache.set`): recomputed before the send, so it is exact.
+                fresh = services.query_json(key.query_type, org_id=event.org_id, unit_id=key.unit_id, refresh=True)
+                assert _comparable(redis_client.get(key)) == _comparable(fresh)
             else:
                 assert redis_client.get(key) is None
     assert sorted(types[0] for _, types, _, _ in seen) == sorted(str(t) for t in EventType)
@@ -101,7 +107,7 @@ def test_org_changed_is_sent_only_after_every_key_of_its_organization_is_deleted
         return await original(group, message)
 
     monkeypatch.setattr(layer, "group_send", group_send)
-    broadcast.emit([events.org_changed(org.id), events.reading(unit, 4.0, unit.last_reading_at)])
+    broadcast.emit([events.org_changed(org.id), events.reading(unit, 4.0, unit.last_reading_at, 1)])
 
     assert seen == [(f"org.{org.id}", ["orgChanged", "reading"], 0)]
     assert redis_client.mget(others) == [OLD, OLD]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import redis
 from django.conf import settings
 from django.utils import timezone
 
 from realtime.devices import devices_sweep
+from stats import selectors
 from stats.models import Alert, Device
 from tests.conftest import metric
 from tests.realtime.conftest import minutes, uplink
@@ -65,12 +68,20 @@ def cached(redis_client) -> set[str]:
     return {key for key in keys if key in _WARMED and now[key] == _WARMED[key]}
 
 
-def test_a_reading_that_changes_no_state_invalidates_only_its_units_trend(site, post, redis_client):
+def test_a_reading_that_changes_no_state_updates_its_trend_and_the_compliance_and_nothing_else(
+    site, post, redis_client
+):
     all_keys = warm_every_key(site)
     assert cached(redis_client) == all_keys
     post(uplink(site.devices[0].dev_eui, 4.0))
-    assert all_keys - cached(redis_client) == {
-        f"dashboard:temperature:trends:org:{site.org.id}:unit:{site.units[0].id}"
+    trend = f"dashboard:temperature:trends:org:{site.org.id}:unit:{site.units[0].id}"
+    stats = f"dashboard:stats:org:{site.org.id}"
+    assert all_keys - cached(redis_client) == {trend, stats}
+    # Updated in place, not deleted: still cached, and what a recomputation gives.
+    assert json.loads(redis_client.get(trend)) == selectors.unit_trend(org_id=site.org.id, unit_id=site.units[0].id)
+    fresh = selectors.organization_stats(org_id=site.org.id)
+    assert {k: v for k, v in json.loads(redis_client.get(stats)).items() if k != "lastUpdated"} == {
+        k: v for k, v in fresh.items() if k != "lastUpdated"
     }
 
 
@@ -80,13 +91,10 @@ def test_a_steady_stream_of_in_range_readings_keeps_counts_and_stats_cached(site
     for i in range(20):
         post(uplink(site.devices[i % 2].dev_eui, 4.0 + i / 10))
         assert site.client.get(f"/api/orgs/{site.org.id}/stats").status_code == 200
-    assert metric("dashboard_cache_hit_total", query_type="stats") == hits + 20
+    assert metric("dashboard_cache_hit_total", query_type="stats") == hits + 20  # updated in place: never a miss
     org = site.org.id
-    assert {
-        f"dashboard:stats:org:{org}",
-        f"dashboard:units:status:org:{org}",
-        f"dashboard:alerts:count:org:{org}",
-    } <= cached(redis_client)
+    assert {f"dashboard:units:status:org:{org}", f"dashboard:alerts:count:org:{org}"} <= cached(redis_client)
+    assert redis_client.exists(f"dashboard:stats:org:{org}")
 
 
 def test_an_excursion_invalidates_status_alert_counts_stats_and_that_units_keys_only(site, post, redis_client):

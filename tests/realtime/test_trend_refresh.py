@@ -1,6 +1,8 @@
-"""A reading refreshes its unit's cached trend once, before the event is sent, instead of
-leaving the next poll of every open dashboard a miss; a poll that misses during the refresh
-waits for that value; units nobody has cached cost nothing."""
+"""A reading updates its unit's cached trend in place, before the event is sent, instead of leaving
+the next poll of every open dashboard a miss: from the state stored beside the trend, with no
+recomputation, to exactly what a recomputation gives. A trend cached without a state is
+recomputed once instead, and a poll that misses meanwhile waits for that value; units nobody
+has cached cost nothing."""
 
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from django.test import Client
 from django.utils import timezone
 
 from realtime import broadcast, events
-from stats import cache, selectors
+from stats import cache, selectors, services, windowed
 from stats.cache import QueryType, cache_key, readthrough
 from tests import factories
 from tests.conftest import metric
@@ -36,39 +38,61 @@ def watched(db):
     return unit, client
 
 
-def test_a_reading_of_a_watched_unit_refreshes_its_trend_and_the_next_poll_is_a_hit(watched, redis_client):
+def _key(unit):
+    return cache_key(QueryType.TEMPERATURE_TRENDS, unit.organization_id, unit.id)
+
+
+def _fresh(unit) -> bytes:
+    return services.json_bytes(selectors.unit_trend(org_id=unit.organization_id, unit_id=unit.id))
+
+
+def test_a_reading_of_a_watched_unit_updates_its_trend_in_place_and_the_next_poll_is_a_hit(watched, redis_client):
     unit, client = watched
     now = timezone.now()
     factories.reading(unit, 4.0, at=now)
     before = client.get(_trends_url(unit)).json()["points"]
     assert [p["temperature"] for p in before] == [4.0]
 
-    factories.reading(unit, 8.0, at=now)  # same 15-minute bucket
-    key = cache_key(QueryType.TEMPERATURE_TRENDS, unit.organization_id, unit.id)
+    newest = factories.reading(unit, 8.0, at=now)  # same 15-minute bucket
+    key = _key(unit)
     generation_before = redis_client.get(f"dashmeta:gen:{key}")
     recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
-    broadcast.emit([events.reading(unit, 8.0, now)])
-    assert metric("dashboard_cache_recompute_total", query_type="temperature:trends") == recomputes + 1
-    assert redis_client.get(f"dashmeta:gen:{key}") != generation_before  # the delete still bumped it
+    updated = metric("dashboard_cache_maintained_total", query_type="temperature:trends", outcome="updated")
+    broadcast.emit([events.reading(unit, 8.0, now, newest.id)])
+    assert metric("dashboard_cache_recompute_total", query_type="temperature:trends") == recomputes
+    assert metric("dashboard_cache_maintained_total", query_type="temperature:trends", outcome="updated") == updated + 1
+    assert redis_client.get(f"dashmeta:gen:{key}") != generation_before  # a computation in flight is refused
+    assert redis_client.get(key) == _fresh(unit)
 
     misses = metric("dashboard_cache_miss_total", query_type="temperature:trends")
-    recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
     response = client.get(_trends_url(unit))
     assert metric("dashboard_cache_miss_total", query_type="temperature:trends") == misses
-    assert metric("dashboard_cache_recompute_total", query_type="temperature:trends") == recomputes
     assert [p["temperature"] for p in response.json()["points"]] == [6.0]
     assert 58 <= redis_client.ttl(key) <= 60
 
 
-def test_a_poll_that_misses_during_the_refresh_waits_for_it(watched, redis_client, monkeypatch):
-    """The reader misses while the emitter recomputes (the key is deleted, the emitter holds its
-    lock): it is served the emitter's value and computes nothing itself."""
+def test_a_reading_already_in_the_trend_is_not_counted_twice(watched, redis_client):
+    """The trend was computed after the reading was committed (its state includes it): the
+    reading's update must not add it again."""
+    unit, client = watched
+    now = timezone.now()
+    newest = factories.reading(unit, 5.0, at=now)
+    client.get(_trends_url(unit))  # computed with the reading in it
+    broadcast.emit([events.reading(unit, 5.0, now, newest.id)])
+    assert redis_client.get(_key(unit)) == _fresh(unit)
+    assert [p["temperature"] for p in json.loads(redis_client.get(_key(unit)))["points"]] == [5.0]
+
+
+def test_a_poll_that_misses_while_a_stateless_trend_is_recomputed_waits_for_it(watched, redis_client, monkeypatch):
+    """A trend cached without a state (as by an earlier version) cannot be updated in place: it is
+    deleted and recomputed once, under its single-flight lock. A reader that misses meanwhile is
+    served the emitter's value and computes nothing itself."""
     unit, client = watched
     now = timezone.now()
     factories.reading(unit, 4.0, at=now)
-    client.get(_trends_url(unit))
-    factories.reading(unit, 8.0, at=now)
-    key = cache_key(QueryType.TEMPERATURE_TRENDS, unit.organization_id, unit.id)
+    newest = factories.reading(unit, 8.0, at=now)
+    key = _key(unit)
+    assert cache.set(key, b'{"unitId":"old","points":[]}')
 
     waiting = threading.Event()
     original_wait = readthrough._wait_for_value
@@ -84,17 +108,17 @@ def test_a_poll_that_misses_during_the_refresh_waits_for_it(watched, redis_clien
         answers.append(cache.read_through(key, lambda: reader_computed.append(1) or b"{}"))
 
     thread = threading.Thread(target=reader)
-    original_trends = selectors.temperature_trends
+    original_state = windowed.trend_state
 
-    def trends(**kwargs):  # the emitter's recompute, its lock taken
+    def trend_state(**kwargs):  # the emitter's recompute, its lock taken
         thread.start()
         assert waiting.wait(5)  # the reader missed and is waiting
-        return original_trends(**kwargs)
+        return original_state(**kwargs)
 
-    monkeypatch.setattr(selectors, "temperature_trends", trends)
+    monkeypatch.setattr(windowed, "trend_state", trend_state)
     served = metric("dashboard_cache_singleflight_wait_total", query_type="temperature:trends", outcome="served")
     recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
-    broadcast.emit([events.reading(unit, 8.0, now)])
+    broadcast.emit([events.reading(unit, 8.0, now, newest.id)])
     thread.join(5)
 
     assert answers == [redis_client.get(key)]
@@ -109,22 +133,24 @@ def test_a_poll_that_misses_during_the_refresh_waits_for_it(watched, redis_clien
 
 def test_a_reading_of_a_unit_nobody_cached_computes_nothing(watched, redis_client):
     unit, _ = watched
-    factories.reading(unit, 4.0, at=timezone.now() - timedelta(minutes=1))
+    newest = factories.reading(unit, 4.0, at=timezone.now() - timedelta(minutes=1))
     recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
-    broadcast.emit([events.reading(unit, 4.0, timezone.now())])
+    broadcast.emit([events.reading(unit, 4.0, timezone.now(), newest.id)])
     assert metric("dashboard_cache_recompute_total", query_type="temperature:trends") == recomputes
     assert redis_client.keys("dashboard:*") == []
 
 
 def test_a_refresh_that_fails_leaves_the_key_deleted_and_the_event_still_goes_out(watched, redis_client):
-    unit, client = watched
-    client.get(_trends_url(unit))
-    errors = metric("dashboard_broadcast_errors_total", stage="refresh")
+    unit, _ = watched
+    key = _key(unit)
+    assert cache.set(key, b'{"unitId":"old","points":[]}')  # no state: the reading's update recomputes
+    errors = metric("dashboard_broadcast_errors_total", stage="update")
     sent = metric("dashboard_events_sent_total", event="reading")
+    event = events.reading(unit, 4.0, timezone.now(), 1)
     unit_id, org_id = unit.id, unit.organization_id
-    unit.delete()  # the refresh's unit lookup now fails: UnitNotFound
-    broadcast.emit([events.Event(events.EventType.READING, org_id, unit_id, {"unitId": str(unit_id)})])
-    assert metric("dashboard_broadcast_errors_total", stage="refresh") == errors + 1
+    unit.delete()  # the recompute's unit lookup now fails: UnitNotFound
+    broadcast.emit([event])
+    assert metric("dashboard_broadcast_errors_total", stage="update") == errors + 1
     assert metric("dashboard_events_sent_total", event="reading") == sent + 1
     assert redis_client.get(cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id)) is None
     assert cache.is_enabled()

@@ -19,7 +19,7 @@ DASHBOARD_KEY = re.compile(
 )
 # Bookkeeping of stats/cache.py, the cached principal and the session cache.
 META_KEY = re.compile(
-    rf"^(dashmeta:(gen:org:{UUID}|idx:org:{UUID}|gen:dashboard:\S+|lock:dashboard:\S+)"
+    rf"^(dashmeta:(gen:org:{UUID}|idx:org:{UUID}|gen:dashboard:\S+|lock:dashboard:\S+|state:dashboard:\S+)"
     r"|authz:user:\d+|session:2:django\.contrib\.sessions\.cached_db[a-z0-9]{32})$"
 )
 HOSTILE = [

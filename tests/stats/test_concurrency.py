@@ -80,7 +80,7 @@ SLOWDOWN = {"seconds": 0.01}
 def slow_selectors(monkeypatch) -> None:
     """Widen the race window: a little time passes between reading rows and storing the result."""
     for name in [
-        "organization_stats",
+        "organization_stats_stateful",
         "unit_status_counts",
         "alert_counts",
         "device_online_counts",
@@ -177,14 +177,14 @@ def test_fifty_concurrent_misses_run_the_selector_once_and_all_get_the_value(mon
     for _ in range(3):
         factories.unit(org)
     calls = []
-    original = selectors.organization_stats
+    original = selectors.organization_stats_stateful
 
     def counted(**kwargs):
         calls.append(1)
         time.sleep(0.05)  # a slow aggregate, so that every request arrives while it runs
         return original(**kwargs)
 
-    monkeypatch.setattr(selectors, "organization_stats", counted)
+    monkeypatch.setattr(selectors, "organization_stats_stateful", counted)
     services.query_json("stats", org_id=org.id)
     cache.invalidate_org(org.id)
     calls.clear()

@@ -52,7 +52,7 @@ def test_the_page_is_served_the_catalogues_refetch_map(client_member):
     page = client.get(f"/orgs/{org.id}/").content.decode()
     config = json.loads(re.search(r'id="dashboard-config" type="application/json">(.*?)</script>', page).group(1))
     assert config["refetch"] == queries.page_refetch()
-    assert config["refetch"]["reading"] == ["temperature:trends", "units"]
+    assert config["refetch"]["reading"] == ["stats", "temperature:trends", "units"]  # compliance, trend, card
     assert config["queries"]["temperature:trends"] == "units/{unit}/trends"
 
 

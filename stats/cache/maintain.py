@@ -1,0 +1,73 @@
+"""Updating a cached value in place from its state, after a change: a reading added to its unit's
+trend and to its organization's compliance, without a recomputation from the database.
+
+The update reads the value with its state, computes the new pair in Python, and writes it only if
+the state is still the one it read (compare-and-set; on a conflict it reads again). The write
+bumps the key's generation like an invalidation, so a computation that began before the change
+stores nothing. A key without both a value and a state is invalidated instead (same round trip):
+the next reader computes it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from enum import StrEnum
+
+from . import scripts
+from .boundary import CacheUnavailable, is_enabled, redis_call
+from .invalidation import GENERATION_TTL_SECONDS
+from .keys import CacheKey, index_key, key_generation_key, state_key
+from .lane import near_forget
+from .metrics import CACHE_MAINTAINED
+from .readthrough import key_ttl
+
+logger = logging.getLogger("stats.cache")
+
+ATTEMPTS = 3  # conflicts need two changes of one key within a round trip: rare, and then we invalidate
+
+
+class Maintained(StrEnum):
+    UPDATED = "updated"  # the new value is stored
+    INVALIDATED = "invalidated"  # it was cached without a state (or kept conflicting): deleted
+    ABSENT = "absent"  # nothing was cached (the generation was bumped all the same)
+    FAILED = "failed"  # Redis failed: nothing known
+
+
+Update = Callable[[bytes, bytes], tuple[bytes, bytes]]
+
+
+def maintain(key: CacheKey, update: Update) -> Maintained:
+    """Apply `update(value, state) -> (value, state)` to the cached key, atomically with respect to
+    every other change and computation of it."""
+    if not is_enabled():
+        return Maintained.ABSENT
+    keys = [key, state_key(key), key_generation_key(key)]
+    try:
+        for _ in range(ATTEMPTS):
+            with redis_call("get") as client:
+                read = scripts.run(client, scripts.MAINTAIN_READ, keys, [GENERATION_TTL_SECONDS])
+            if len(read) == 1:
+                outcome = Maintained.INVALIDATED if int(read[0]) else Maintained.ABSENT
+                break
+            value, state = update(read[0], read[1])
+            with redis_call("set") as client:
+                written = scripts.run(
+                    client,
+                    scripts.MAINTAIN_WRITE,
+                    [*keys, index_key(key.org_id)],
+                    [read[1], value, state, key_ttl(key), GENERATION_TTL_SECONDS],
+                )
+            if int(written):
+                outcome = Maintained.UPDATED
+                break
+        else:
+            with redis_call("invalidate") as client:
+                scripts.run(client, scripts.DELETE_AND_BUMP, keys, [GENERATION_TTL_SECONDS])
+            outcome = Maintained.INVALIDATED
+    except CacheUnavailable:
+        outcome = Maintained.FAILED
+    finally:
+        near_forget([key])
+    CACHE_MAINTAINED.labels(key.query_type, str(outcome)).inc()
+    return outcome

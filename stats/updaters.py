@@ -1,0 +1,37 @@
+"""How a reading updates cached values in place (the catalogue's `Effect.UPDATE`): from the state
+stored beside each value (`stats.windows`), with the arithmetic the database computation uses,
+so the updated value is byte for byte what a recomputation would give."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from .windows import ComplianceState, Reading, TrendState, iso
+
+
+def _dumps(data: object) -> bytes:
+    from .services import json_bytes  # one serializer for computed and updated values
+
+    return json_bytes(data)
+
+
+def trend_add(value: bytes, state: bytes, reading: Reading, temp_min: float, temp_max: float, now: datetime):
+    """A unit's trend with one more reading (and buckets past the window dropped)."""
+    trend = TrendState.loads(state)
+    trend.add(reading, now)
+    trend.slide(now)
+    data = json.loads(value)
+    data["points"] = trend.points()
+    return _dumps(data), trend.dumps()
+
+
+def compliance_add(value: bytes, state: bytes, reading: Reading, temp_min: float, temp_max: float, now: datetime):
+    """An organization's stats with one more reading in its 24 h compliance."""
+    compliance = ComplianceState.loads(state)
+    compliance.add(reading, temp_min, temp_max, now)
+    compliance.slide(now)
+    data = json.loads(value)
+    data["compliancePercentage"] = compliance.percentage()
+    data["lastUpdated"] = iso(now)
+    return _dumps(data), compliance.dumps()

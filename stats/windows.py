@@ -1,0 +1,145 @@
+"""The time-windowed figures (a unit's 24 h trend, an organization's 24 h compliance) as states that
+the database computes and a reading updates in place, with the same arithmetic either way.
+
+Both windows are aligned to 15-minute buckets: the current bucket and the 95 before it. A figure
+then changes only when a reading lands or a bucket leaves the window, never continuously, so a
+cached figure can equal a fresh computation exactly; a reading updates it without the database.
+Means come from integer sums of milli-degrees (readings are stored to 0.001 °C), so a mean built
+up reading by reading is the mean the database computes, to the last digit.
+
+A state also records, per unit, the highest reading id it includes: a reading's update is applied
+once, whether the state was computed before or after the reading was committed (readings of one
+unit are written one at a time, under the unit's lock, so their ids grow in commit order).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+BUCKET = timedelta(minutes=15)
+BUCKETS = 96  # 24 h
+_CENT = Decimal("0.01")
+
+
+def bucket_of(at: datetime) -> datetime:
+    at = at.astimezone(UTC)
+    return at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
+
+
+def window_start(now: datetime) -> datetime:
+    """The first instant of the window that `now` falls in (its oldest bucket's start)."""
+    return bucket_of(now) - (BUCKETS - 1) * BUCKET
+
+
+def milli(temperature: float) -> int:
+    """A stored temperature in whole milli-degrees (the database sums the same integers)."""
+    return round(temperature * 1000)
+
+
+def mean(sum_milli: int, count: int) -> float:
+    return float((Decimal(sum_milli) / (count * 1000)).quantize(_CENT, rounding=ROUND_HALF_EVEN))
+
+
+def iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _stamp(bucket: datetime) -> int:
+    return int(bucket.timestamp())
+
+
+@dataclass
+class Reading:
+    id: int
+    unit_id: str
+    temperature: float
+    recorded_at: datetime
+
+
+@dataclass
+class TrendState:
+    """One unit's buckets: {bucket start (epoch s): [sum of milli-degrees, count, min, max]}."""
+
+    temp_min: float
+    temp_max: float
+    max_id: int = 0
+    buckets: dict[int, list] = field(default_factory=dict)
+
+    def add(self, reading: Reading, now: datetime) -> bool:
+        """Apply one reading; False when it is already counted or outside the window."""
+        if reading.id <= self.max_id or reading.recorded_at < window_start(now):
+            return False
+        stamp = _stamp(bucket_of(reading.recorded_at))
+        entry = self.buckets.get(stamp)
+        value = reading.temperature
+        if entry is None:
+            self.buckets[stamp] = [milli(value), 1, value, value]
+        else:
+            entry[0] += milli(value)
+            entry[1] += 1
+            entry[2], entry[3] = min(entry[2], value), max(entry[3], value)
+        self.max_id = reading.id
+        return True
+
+    def slide(self, now: datetime) -> None:
+        first = _stamp(window_start(now))
+        self.buckets = {stamp: entry for stamp, entry in self.buckets.items() if stamp >= first}
+
+    def points(self) -> list[dict[str, object]]:
+        """The trend as the API answers it: mean, min, max and whether the bucket left the range."""
+        return [
+            {
+                "timestamp": iso(datetime.fromtimestamp(stamp, UTC)),
+                "temperature": mean(total, count),
+                "min": round(low, 2),
+                "max": round(high, 2),
+                "alarmState": "too_hot" if high > self.temp_max else "too_cold" if low < self.temp_min else "normal",
+            }
+            for stamp, (total, count, low, high) in sorted(self.buckets.items())
+        ]
+
+    def dumps(self) -> bytes:
+        return json.dumps([self.temp_min, self.temp_max, self.max_id, sorted(self.buckets.items())]).encode()
+
+    @classmethod
+    def loads(cls, raw: bytes) -> TrendState:
+        temp_min, temp_max, max_id, buckets = json.loads(raw)
+        return cls(temp_min, temp_max, max_id, {int(stamp): entry for stamp, entry in buckets})
+
+
+@dataclass
+class ComplianceState:
+    """An organization's buckets: {bucket start: [readings in range, readings]}, and per unit the
+    highest reading id counted."""
+
+    max_ids: dict[str, int] = field(default_factory=dict)
+    buckets: dict[int, list] = field(default_factory=dict)
+
+    def add(self, reading: Reading, temp_min: float, temp_max: float, now: datetime) -> bool:
+        if reading.id <= self.max_ids.get(reading.unit_id, 0) or reading.recorded_at < window_start(now):
+            return False
+        entry = self.buckets.setdefault(_stamp(bucket_of(reading.recorded_at)), [0, 0])
+        entry[0] += temp_min <= reading.temperature <= temp_max
+        entry[1] += 1
+        self.max_ids[reading.unit_id] = reading.id
+        return True
+
+    def slide(self, now: datetime) -> None:
+        first = _stamp(window_start(now))
+        self.buckets = {stamp: entry for stamp, entry in self.buckets.items() if stamp >= first}
+
+    def percentage(self) -> float | None:
+        in_range = sum(entry[0] for entry in self.buckets.values())
+        total = sum(entry[1] for entry in self.buckets.values())
+        return round(100.0 * in_range / total, 2) if total else None
+
+    def dumps(self) -> bytes:
+        return json.dumps([self.max_ids, sorted(self.buckets.items())]).encode()
+
+    @classmethod
+    def loads(cls, raw: bytes) -> ComplianceState:
+        max_ids, buckets = json.loads(raw)
+        return cls(max_ids, {int(stamp): entry for stamp, entry in buckets})
