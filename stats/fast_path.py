@@ -37,7 +37,7 @@ from django.urls import Resolver404, ResolverMatch, resolve
 from django.utils.cache import patch_vary_headers
 from prometheus_client import Counter
 
-from . import cache
+from . import cache, services
 from .http import json_raw, session_principal, session_user_id
 from .services import principal_from_json
 
@@ -187,6 +187,7 @@ class FastPathMiddleware:
         except DisallowedHost:
             return None
         cache.count_hits(cache.principal_key(user_id), key)
+        services.query_refresh_ahead(key, fetched.seconds_left)
         request.resolver_match = match
         value = fetched.value
         response = json_raw(value)

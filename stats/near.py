@@ -137,6 +137,15 @@ class NearCache:
                 self._drop_all("error")
                 raise
 
+    def seconds_left(self, key: str) -> float | None:
+        """How long the copy of `key` has before its key expires in Redis (None: no copy, or no
+        expiry); read right after `get_many`, it is the TTL left of the value just served."""
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[1] == _NEVER:
+            return None
+        return entry[1] - time.monotonic()
+
     def forget(self, keys: Iterable[str]) -> None:
         """Drop copies of keys this process has just changed (their push may still be on its way)."""
         with self._lock:

@@ -84,6 +84,9 @@ class Query:
     updater: str = ""  # for Effect.UPDATE: the function of `stats.updaters` that applies a reading
     cached: bool = True
     ttl: int | None = None  # seconds; None: CACHE_TTL_SECONDS
+    # Refresh ahead (`stats.cache.ahead`): a fast-path read this close to the end of the TTL, on
+    # average, recomputes the value in the background (None: a twelfth of the TTL, 5 s at 60 s).
+    refresh_lead: float | None = None
     fast_path: bool = True  # a GET without a query string may be answered before the middleware
     on_page: bool = True  # the dashboard page shows it (and refetches it on its changes)
 
@@ -93,6 +96,9 @@ class Query:
 
     def ttl_seconds(self) -> int:
         return self.ttl if self.ttl is not None else int(settings.CACHE_TTL_SECONDS)
+
+    def lead_seconds(self) -> float:
+        return self.refresh_lead if self.refresh_lead is not None else self.ttl_seconds() / 12
 
     def effect_of(self, change: Change) -> Effect | None:
         return Effect.INVALIDATE if change is ORG_CHANGED and self.cached else self.effects.get(change)

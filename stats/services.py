@@ -31,7 +31,14 @@ def query_key(query: queries.Query, *, org_id: uuid.UUID, unit_id: uuid.UUID | N
     return cache.cache_key(query.name, org_id, unit_id)
 
 
-def query_json(name: str, *, org_id: uuid.UUID, unit_id: uuid.UUID | None = None, refresh: bool = False) -> bytes:
+def query_json(
+    name: str,
+    *,
+    org_id: uuid.UUID,
+    unit_id: uuid.UUID | None = None,
+    refresh: bool = False,
+    unless_locked: bool = False,
+) -> bytes | None:
     """The response bytes of the catalogue's query `name`: read through the cache when the
     catalogue caches it, computed (and stored) when `refresh`. Raises UnitNotFound (nothing
     cached) for a unit of another organization."""
@@ -46,7 +53,7 @@ def query_json(name: str, *, org_id: uuid.UUID, unit_id: uuid.UUID | None = None
     if not query.cached:
         return produce()
     key = query_key(query, org_id=org_id, unit_id=unit_id)
-    return cache.recompute(key, produce) if refresh else cache.read_through(key, produce)
+    return cache.recompute(key, produce, unless_locked=unless_locked) if refresh else cache.read_through(key, produce)
 
 
 def change_keys(
@@ -74,11 +81,20 @@ def query_add_reading(key: cache.CacheKey, reading: Reading, *, temp_min: float,
     return outcome
 
 
-def query_refresh(key: cache.CacheKey) -> None:
+def query_refresh_ahead(key: cache.CacheKey, seconds_left: float | None) -> bool:
+    """After a cached read: recompute the value in the background if it is near its expiry
+    (`cache.refresh_ahead`), unless another process is computing it already."""
+    query = queries.by_name(key.query_type)
+    if query is None:
+        return False
+    return cache.refresh_ahead(key, query.lead_seconds(), seconds_left, lambda: query_refresh(key, unless_locked=True))
+
+
+def query_refresh(key: cache.CacheKey, *, unless_locked: bool = False) -> None:
     """Recompute a cached key from the database and store it (unless invalidated meanwhile): an
     event's refresh. Raises UnitNotFound."""
     unit_id = uuid.UUID(key.unit_id) if key.unit_id else None
-    query_json(key.query_type, org_id=uuid.UUID(key.org_id), unit_id=unit_id, refresh=True)
+    query_json(key.query_type, org_id=uuid.UUID(key.org_id), unit_id=unit_id, refresh=True, unless_locked=unless_locked)
 
 
 # --- who is asking -----------------------------------------------------------------------------

@@ -16,18 +16,24 @@ def _dumps(data: object) -> bytes:
     return json_bytes(data)
 
 
-def trend_add(value: bytes, state: bytes, reading: Reading, temp_min: float, temp_max: float, now: datetime):
-    """A unit's trend with one more reading (and buckets past the window dropped)."""
+def trend_add(value: bytes | None, state: bytes, reading: Reading, temp_min: float, temp_max: float, now: datetime):
+    """A unit's trend with one more reading (and buckets past the window dropped); rebuilt from
+    its state alone when the value expired (the trend is the unit's id and its points)."""
     trend = TrendState.loads(state)
     trend.add(reading, now)
     trend.slide(now)
-    data = json.loads(value)
+    data = json.loads(value) if value is not None else {"unitId": reading.unit_id}
     data["points"] = trend.points()
     return _dumps(data), trend.dumps()
 
 
-def compliance_add(value: bytes, state: bytes, reading: Reading, temp_min: float, temp_max: float, now: datetime):
-    """An organization's stats with one more reading in its 24 h compliance."""
+def compliance_add(
+    value: bytes | None, state: bytes, reading: Reading, temp_min: float, temp_max: float, now: datetime
+):
+    """An organization's stats with one more reading in its 24 h compliance (None when the stats
+    expired: the state holds the compliance only)."""
+    if value is None:
+        return None
     compliance = ComplianceState.loads(state)
     compliance.add(reading, temp_min, temp_max, now)
     compliance.slide(now)

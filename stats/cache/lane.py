@@ -26,6 +26,7 @@ class SessionRead:
     principal_user_id: int | None  # whose principal `principal` is
     principal: bytes | None
     value: bytes | None
+    seconds_left: float | None = None  # the value's TTL left (None: unknown or no expiry)
 
 
 def read_for_session(session_key: str, key: CacheKey) -> SessionRead | None:
@@ -42,17 +43,19 @@ def read_for_session(session_key: str, key: CacheKey) -> SessionRead | None:
             near = near_cache(client)
             if near is None:
                 started = time.perf_counter()
-                session, user_id, principal, value = scripts.run_direct(
+                session, user_id, principal, value, pttl = scripts.run_direct(
                     client, scripts.SESSION_READ, [session_key, key], [PRINCIPAL_PREFIX]
                 )
                 latency("get").observe(time.perf_counter() - started)
+                left = pttl / 1000 if isinstance(pttl, int) and pttl >= 0 else None
             else:
                 session, value = near.get_many([session_key, key])
                 user_id = _session_user_id(session)
                 principal = near.get_many([PRINCIPAL_PREFIX + user_id], sync=False)[0] if user_id else None
+                left = near.seconds_left(key)
     except CacheUnavailable:
         return None
-    return SessionRead(session, int(user_id) if user_id is not None else None, principal, value)
+    return SessionRead(session, int(user_id) if user_id is not None else None, principal, value, left)
 
 
 _USER_ID = re.compile(r"[0-9]{1,18}")

@@ -4,8 +4,13 @@ trend and to its organization's compliance, without a recomputation from the dat
 The update reads the value with its state, computes the new pair in Python, and writes it only if
 the state is still the one it read (compare-and-set; on a conflict it reads again). The write
 bumps the key's generation like an invalidation, so a computation that began before the change
-stores nothing. A key without both a value and a state is invalidated instead (same round trip):
-the next reader computes it.
+stores nothing. A key without a state is invalidated instead (same round trip): the next reader
+computes it.
+
+A state lives twice as long as its value: every change since its computation is in it, so a value
+that expired can be rebuilt from it by the next change, without the database (a unit reporting
+every minute would otherwise find its trend expired at about every other reading, at a 60 s TTL).
+A state is recomputed from the database once it too has expired.
 """
 
 from __future__ import annotations
@@ -34,7 +39,9 @@ class Maintained(StrEnum):
     FAILED = "failed"  # Redis failed: nothing known
 
 
-Update = Callable[[bytes, bytes], tuple[bytes, bytes]]
+# (value or None when it expired, state) -> (value, state), or None when the value cannot be rebuilt
+# from the state alone.
+Update = Callable[[bytes | None, bytes], tuple[bytes, bytes] | None]
 
 
 def maintain(key: CacheKey, update: Update) -> Maintained:
@@ -50,7 +57,13 @@ def maintain(key: CacheKey, update: Update) -> Maintained:
             if len(read) == 1:
                 outcome = Maintained.INVALIDATED if int(read[0]) else Maintained.ABSENT
                 break
-            value, state = update(read[0], read[1])
+            updated = update(read[0], read[1])
+            if updated is None:  # expired, and not rebuildable from its state: computed on the next read
+                with redis_call("invalidate") as client:
+                    scripts.run(client, scripts.DELETE_AND_BUMP, keys, [GENERATION_TTL_SECONDS])
+                outcome = Maintained.ABSENT
+                break
+            value, state = updated
             with redis_call("set") as client:
                 written = scripts.run(
                     client,

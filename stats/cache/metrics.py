@@ -44,3 +44,9 @@ CACHE_MAINTAINED = Counter(
     "(invalidated), or not cached (absent), or could not reach (failed)",
     ["query_type", "outcome"],
 )
+CACHE_REFRESH_AHEAD = Counter(
+    "dashboard_cache_refresh_ahead_total",
+    "Values recomputed before their TTL ran out because a read came near it: scheduled, skipped "
+    "(already queued, or the queue full), refreshed, failed",
+    ["query_type", "outcome"],
+)

@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from . import scripts
+from . import ahead, scripts
 from .boundary import CacheUnavailable, is_enabled, redis_call, ttl_seconds
 from .keys import CacheKey, index_key, key_generation_key, lock_key, org_generation_key, state_key
 from .lane import near_forget
@@ -159,12 +159,13 @@ def read_through(key: CacheKey, compute: Callable[[], Computed]) -> bytes:
     return _fill(key, query_type, compute)
 
 
-def recompute(key: CacheKey, compute: Callable[[], Computed]) -> bytes:
+def recompute(key: CacheKey, compute: Callable[[], Computed], *, unless_locked: bool = False) -> bytes | None:
     """Compute from the database and store the result, ignoring what is cached (`?refresh=1`, an
-    event's refresh). The key's single-flight lock is held meanwhile when it is free: a reader
-    that misses waits for this value, as for another reader's, instead of computing its own.
-    (A lock some reader holds stays that reader's; its value, computed before the invalidation
-    that preceded this call, is refused.)"""
+    event's refresh, a refresh ahead of expiry). The key's single-flight lock is held meanwhile
+    when it is free: a reader that misses waits for this value, as for another reader's, instead
+    of computing its own. (A lock some reader holds stays that reader's; its value, computed before
+    the invalidation that preceded this call, is refused.) `unless_locked`: do nothing (None) when
+    another process holds the lock, i.e. is computing it already."""
     query_type = key.query_type
     token: _Token | None = None
     lock_value = uuid.uuid4().hex
@@ -173,6 +174,8 @@ def recompute(key: CacheKey, compute: Callable[[], Computed]) -> bytes:
         try:
             with redis_call("lock") as client:
                 locked = bool(client.set(lock_key(key), lock_value, nx=True, px=LOCK_TTL_MS))
+            if unless_locked and not locked:
+                return None
             with redis_call("get") as client:
                 token = _take_token(client, key)
         except CacheUnavailable:
@@ -242,7 +245,9 @@ def _wait_for_value(client, key: str, lock_value: str) -> tuple[bytes | None, bo
 def _compute(query_type: str, compute: Callable[[], Computed]) -> tuple[bytes, bytes]:
     """(value, state); the state is b"" for a value that no change updates in place."""
     CACHE_RECOMPUTE.labels(query_type).inc()
+    started = time.perf_counter()
     computed = compute()
+    ahead.observe_compute(query_type, time.perf_counter() - started)
     return computed if isinstance(computed, tuple) else (computed, b"")
 
 

@@ -18,8 +18,8 @@ class Lua:
 
 
 # KEYS: value key, index key, state key, generation keys...; ARGV: value, ttl, state ('' for
-# none), expected generations... Stores the value (and the state a change updates it from) only
-# if no generation moved since the computation began.
+# none), expected generations... Stores the value (and the state a change updates it from, kept
+# twice as long: see `maintain`) only if no generation moved since the computation began.
 CAS_SET = Lua(
     """
 for i = 4, #KEYS do
@@ -27,7 +27,7 @@ for i = 4, #KEYS do
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
 if ARGV[3] ~= '' then
-  redis.call('SET', KEYS[3], ARGV[3], 'EX', ARGV[2])
+  redis.call('SET', KEYS[3], ARGV[3], 'EX', 2 * tonumber(ARGV[2]))
 else
   redis.call('DEL', KEYS[3])
 end
@@ -71,14 +71,14 @@ return deleted
 )
 
 # KEYS: value key, state key, generation key; ARGV: generation ttl. A change about to update a
-# value in place reads it with its state: {value, state}. Without both, the key is invalidated
-# instead (deleted, generation bumped: no computation in flight may store a value from before the
-# change) and the reply says whether a value was cached: {1} or {0}.
+# value in place reads it with its state: {value or false, state}. Without a state the key is
+# invalidated instead (deleted, generation bumped: no computation in flight may store a value from
+# before the change) and the reply says whether a value was cached: {1} or {0}.
 MAINTAIN_READ = Lua(
     """
 local value = redis.call('GET', KEYS[1])
 local state = redis.call('GET', KEYS[2])
-if value and state then return {value, state} end
+if state then return {value or false, state} end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[1])
@@ -94,7 +94,7 @@ MAINTAIN_WRITE = Lua(
     """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
-redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+redis.call('SET', KEYS[2], ARGV[3], 'EX', 2 * tonumber(ARGV[4]))
 redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[5])
 redis.call('SADD', KEYS[4], KEYS[1])
@@ -105,18 +105,20 @@ return 1
 
 # KEYS: session key, value key; ARGV: principal key prefix. The principal's key is read from the
 # session (JSON-serialized by the sessions cache), so a signed-in cached read is one round trip.
-# Returns {session, user id, principal, value}, each false (nil) when absent: the caller checks
-# that the user id is the one it reads from the session itself before trusting the principal.
+# Returns {session, user id, principal, value, the value's TTL left in ms}, each false (nil) when
+# absent: the caller checks that the user id is the one it reads from the session itself before
+# trusting the principal.
 SESSION_READ = Lua(
     """
 local session = redis.call('GET', KEYS[1])
-if not session then return {false, false, false, false} end
+if not session then return {false, false, false, false, false} end
 local ok, data = pcall(cjson.decode, session)
 local user_id = ok and type(data) == 'table' and data['_auth_user_id']
 if type(user_id) ~= 'string' or #user_id > 18 or not string.match(user_id, '^[0-9]+$') then
-  return {session, false, false, false}
+  return {session, false, false, false, false}
 end
-return {session, user_id, redis.call('GET', ARGV[1] .. user_id), redis.call('GET', KEYS[2])}
+local principal = redis.call('GET', ARGV[1] .. user_id)
+return {session, user_id, principal, redis.call('GET', KEYS[2]), redis.call('PTTL', KEYS[2])}
 """
 )
 

@@ -1,0 +1,76 @@
+"""A value read near the end of its TTL is recomputed in the background before it expires
+(XFetch), so that the reads after it stay hits; never when another process is computing it."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from django.test import Client
+
+from stats import cache
+from stats.cache import QueryType, ahead, cache_key
+from stats.models import Role
+from tests import factories
+from tests.conftest import metric
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_the_draw_refreshes_more_often_the_closer_the_expiry(monkeypatch):
+    monkeypatch.setattr(ahead, "_draw", lambda: 0.5)  # -ln(0.5) = 0.69: a gap of 0.69 leads
+    assert ahead.due("stats", 5.0, 1.0) and ahead.due("stats", 5.0, 3.4)
+    assert not ahead.due("stats", 5.0, 3.5) and not ahead.due("stats", 5.0, 50.0)
+    assert not ahead.due("stats", 5.0, None) and not ahead.due("stats", 0.0, 1.0)
+
+
+@pytest.fixture
+def member_client():
+    org = factories.organization("Ahead")
+    factories.unit(org)
+    client = Client()
+    client.force_login(factories.member(org, role=Role.VIEWER))
+    return org, client
+
+
+def _wait_for(condition, seconds: float = 5.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.02)
+    return condition()
+
+
+def test_a_hit_near_expiry_is_served_and_the_value_recomputed_in_the_background(
+    member_client, redis_client, monkeypatch
+):
+    org, client = member_client
+    monkeypatch.setattr(ahead, "_draw", lambda: 0.5)
+    url, key = f"/api/orgs/{org.id}/stats", cache_key(QueryType.STATS, org.id)
+    assert client.get(url).status_code == 200  # cached
+    redis_client.expire(key, 2)  # as if it were 58 s old
+    recomputes = metric("dashboard_cache_recompute_total", query_type="stats")
+    misses = metric("dashboard_cache_miss_total", query_type="stats")
+
+    response = client.get(url)
+
+    assert response.status_code == 200
+    assert metric("dashboard_cache_miss_total", query_type="stats") == misses  # served from the cache
+    assert _wait_for(lambda: redis_client.ttl(key) > 50)  # recomputed and stored again, before expiry
+    assert metric("dashboard_cache_recompute_total", query_type="stats") == recomputes + 1
+    assert metric("dashboard_cache_refresh_ahead_total", query_type="stats", outcome="refreshed") >= 1
+
+
+def test_no_refresh_ahead_while_another_process_computes_the_value(member_client, redis_client, monkeypatch):
+    org, client = member_client
+    monkeypatch.setattr(ahead, "_draw", lambda: 0.5)
+    url, key = f"/api/orgs/{org.id}/stats", cache_key(QueryType.STATS, org.id)
+    client.get(url)
+    redis_client.expire(key, 2)
+    redis_client.set(cache.lock_key(key), "another-process", px=10_000)
+    recomputes = metric("dashboard_cache_recompute_total", query_type="stats")
+    client.get(url)
+    assert _wait_for(lambda: ahead.refresher._pending == set())
+    assert metric("dashboard_cache_recompute_total", query_type="stats") == recomputes
+    assert redis_client.ttl(key) <= 2
