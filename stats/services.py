@@ -16,7 +16,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from . import cache, queries, selectors, updaters
-from .models import Membership
+from .models import Membership, Organization
 from .windowed import Stateful
 from .windows import Reading
 
@@ -123,6 +123,20 @@ def _principal_data(user_id: int) -> object:
         "isStaff": user.is_staff,
         "roles": {str(org): role for org, role in roles.items()},
     }
+
+
+def webhook_organization(*, secret_digest: str) -> uuid.UUID | None:
+    """The organization whose webhook secret has this SHA-256: from the cache (every uplink asks),
+    else from the database; only a known secret is cached (a stream of wrong ones stores nothing).
+    A secret's rotation or its organization's deletion invalidates it (`signals`)."""
+    key = cache.webhook_key(secret_digest)
+    cached = cache.get(key)
+    if cached is not None:
+        return uuid.UUID(cached.decode())
+    org_id = Organization.objects.filter(webhook_secret_sha256=secret_digest).values_list("id", flat=True).first()
+    if org_id is not None:
+        cache.set(key, str(org_id).encode())
+    return org_id
 
 
 def principal_get(*, user_id: int) -> Principal | None:

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
-from django.db.models.signals import post_delete, post_save
+from django.db.models.signals import post_delete, post_save, pre_save
 from django.dispatch import Signal, receiver
 
 from . import cache, queries, services
-from .models import Membership, Site
+from .models import Membership, Organization, Site
 
 
 def _invalidate_on_commit(keys: list[cache.CacheKey]) -> None:
@@ -31,6 +31,19 @@ def site_changed(sender: type, instance: Site, **kwargs: object) -> None:
 @receiver([post_save, post_delete], sender=get_user_model())
 def user_changed(sender: type, instance: object, **kwargs: object) -> None:
     _invalidate_on_commit([cache.principal_key(instance.pk)])
+
+
+@receiver(pre_save, sender=Organization)
+def organization_saving(sender: type, instance: Organization, **kwargs: object) -> None:
+    """A rotated webhook secret: its old digest must stop finding the organization at once."""
+    old = Organization.objects.filter(pk=instance.pk).values_list("webhook_secret_sha256", flat=True).first()
+    instance._previous_secret_digest = old  # read by organization_changed
+
+
+@receiver([post_save, post_delete], sender=Organization)
+def organization_changed(sender: type, instance: Organization, **kwargs: object) -> None:
+    digests = {getattr(instance, "_previous_secret_digest", None), instance.webhook_secret_sha256} - {None, ""}
+    _invalidate_on_commit([cache.webhook_key(digest) for digest in digests])
 
 
 organization_edited = Signal()

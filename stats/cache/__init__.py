@@ -38,6 +38,7 @@ from .keys import (
     org_pattern,
     parse_dashboard_key,
     principal_key,
+    webhook_key,
 )
 from .lane import SessionRead, count_hits, near_forget, read_for_session
 from .maintain import Maintained, maintain
@@ -57,4 +58,5 @@ __all__ = [
     "invalidate_keys", "invalidate_keys_present", "invalidate_org", "is_enabled", "lock_key", "log_startup",
     "make_key", "near_forget", "org_pattern", "parse_dashboard_key", "principal_key", "read_ahead",
     "read_for_session", "read_through", "recompute", "reset_breaker", "scan_keys", "set", "ttl_of", "ttl_seconds",
+    "webhook_key",
 ]  # fmt: skip

@@ -82,6 +82,16 @@ def principal_key(user_id: int) -> CacheKey:
     return CacheKey(f"{PRINCIPAL_PREFIX}{user_id}", PRINCIPAL_QUERY_TYPE, None)
 
 
+WEBHOOK_PREFIX = "authz:webhook:"
+
+
+def webhook_key(secret_digest: str) -> CacheKey:
+    """Which organization a webhook secret belongs to, by the secret's SHA-256 (never the secret)."""
+    if len(secret_digest) != 64 or any(c not in "0123456789abcdef" for c in secret_digest):
+        raise InvalidKeyPart("not a SHA-256 hex digest")
+    return CacheKey(f"{WEBHOOK_PREFIX}{secret_digest}", "webhook", None)
+
+
 def parse_dashboard_key(raw: str) -> CacheKey | None:
     """A dashboard key as this module builds it, from text someone typed (the admin inspector's
     forms, a scan of the keyspace); None for anything else."""
