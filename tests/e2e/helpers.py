@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import ssl
 from datetime import UTC, datetime
 
 import httpx
 from playwright.sync_api import Page, expect
 
 from tests.e2e.server import Server
+from tests.topology import Topology
 
 # The seed's devices: organization index 0 (demo-1), units 0..2 (Fridge 1, Freezer 2, Cold Room 3).
 DEMO1_FRIDGE = "70B3D57E00000000"
@@ -70,7 +72,14 @@ def expect_page_matches_api(page: Page, org_id: str, *, timeout: float = LIVE_TI
     return stats
 
 
-def post_uplink(server: Server, *, dev_eui: str, temperature: float, secret: str) -> httpx.Response:
+def post_uplink(
+    server: Server | Topology,
+    *,
+    dev_eui: str,
+    temperature: float,
+    secret: str,
+    verify: ssl.SSLContext | bool = True,
+) -> httpx.Response:
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
     body = {
         "end_device_ids": {"dev_eui": dev_eui},
@@ -82,4 +91,6 @@ def post_uplink(server: Server, *, dev_eui: str, temperature: float, secret: str
             "received_at": now,
         },
     }
-    return httpx.post(f"{server.url}/api/webhooks/ttn", json=body, headers={"X-Webhook-Secret": secret}, timeout=10)
+    return httpx.post(
+        f"{server.url}/api/webhooks/ttn", json=body, headers={"X-Webhook-Secret": secret}, timeout=10, verify=verify
+    )
