@@ -5,7 +5,6 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,7 +30,9 @@ class Child:
     stop_signal: int
     stops_last: bool = False  # stopped once the others are gone (the proxy finishes its requests first)
     socket: Path | None = None  # ready once this Unix socket exists
-    listen: tuple[str, int] | None = None  # ready once this accepts TCP connections
+    # Ready once this file holds the child's pid: nginx writes it after binding its ports (a
+    # connection test would be fooled by whatever else listens there).
+    pid_file: Path | None = None
     process: subprocess.Popen | None = field(default=None, repr=False)
 
     def start(self, cwd: Path) -> None:
@@ -42,7 +43,12 @@ class Child:
     def ready(self) -> bool:
         if self.socket is not None and not self.socket.exists():
             return False
-        return self.listen is None or _connects(*self.listen)
+        if self.pid_file is None:
+            return True
+        try:
+            return self.process is not None and self.pid_file.read_text().strip() == str(self.process.pid)
+        except OSError:
+            return False
 
     def exited(self) -> int | None:
         return None if self.process is None else self.process.poll()
@@ -129,11 +135,3 @@ class Supervisor:
                     print(f"serve: killed what {child.name} left running", file=sys.stderr, flush=True)
                 except ProcessLookupError:
                     pass
-
-
-def _connects(host: str, port: int) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=0.5):
-            return True
-    except OSError:
-        return False

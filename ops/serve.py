@@ -170,12 +170,11 @@ def children(config: Config, nginx: str) -> tuple[list[Child], Child]:
         sweep = [python, str(ROOT / "manage.py"), "sweep_devices", "--every", str(SWEEP_EVERY_SECONDS)]
         backends.append(Child("sweep", sweep, stop_signal=signal.SIGTERM))
     conf = config.runtime_dir / "nginx.conf"
-    reachable = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(config.address, config.address)
     proxy = Child(
         "nginx",
         [nginx, "-p", str(config.runtime_dir), "-c", str(conf), "-e", "stderr"],
         stop_signal=signal.SIGQUIT,
-        listen=(reachable, config.port),
+        pid_file=config.run_dir / "nginx.pid",
     )
     return backends, proxy
 
@@ -195,7 +194,7 @@ def prepare(config: Config, nginx: str) -> None:
     """Directories, certificate, static files and the nginx config; nothing is started yet."""
     for sub in ("run", "logs", "tmp"):
         (config.runtime_dir / sub).mkdir(parents=True, exist_ok=True)
-    for stale in config.run_dir.glob("*.sock"):  # left by a run that was killed
+    for stale in [*config.run_dir.glob("*.sock"), *config.run_dir.glob("*.pid")]:  # left by a run that was killed
         stale.unlink()
     if config.tls_cert and config.tls_key:
         cert, key = config.tls_cert, config.tls_key
