@@ -91,7 +91,7 @@ class Topology:
         return ssl.create_default_context(cafile=str(self.cert))
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=self.tls, timeout=15)
+        return httpx.Client(base_url=self.url, verify=self.tls, timeout=30)
 
     def metrics(self) -> str:
         with self.client() as client:

@@ -24,6 +24,8 @@ from tests.services import port_open
 pytestmark = pytest.mark.live
 
 STATIC_ROOT = serve.REPO / "var" / "static"
+# Deadlines, generous for a machine other suites load too.
+WAIT_SECONDS = 30
 
 
 def value(exposition: str, name: str, **labels: str) -> float:
@@ -59,7 +61,7 @@ def signed_in(topology) -> Iterator[tuple[httpx.Client, str]]:
 
 def test_plain_http_on_the_tls_port_and_on_the_http_port_is_redirected_to_https(topology):
     for port in (topology.port, topology.http_port):
-        response = httpx.get(f"http://127.0.0.1:{port}/api/orgs/?page=2", follow_redirects=False, timeout=10)
+        response = httpx.get(f"http://127.0.0.1:{port}/api/orgs/?page=2", follow_redirects=False, timeout=WAIT_SECONDS)
 
         assert response.status_code == 301
         assert response.headers["location"] == f"https://127.0.0.1:{topology.port}/api/orgs/?page=2"
@@ -106,11 +108,19 @@ def test_metrics_sum_every_process_and_the_websocket_takes_the_pages_https_origi
     assert client.get("/metrics").status_code == 401  # the token is required through the proxy
 
     with pytest.raises(InvalidStatus) as refused:
-        connect(ws_url, ssl=topology.tls, origin="https://elsewhere.example", additional_headers=cookie)
+        connect(
+            ws_url,
+            ssl=topology.tls,
+            origin="https://elsewhere.example",
+            additional_headers=cookie,
+            open_timeout=WAIT_SECONDS,
+        )
     assert refused.value.response.status_code == 403
 
-    with connect(ws_url, ssl=topology.tls, origin=topology.url, additional_headers=cookie) as socket:
-        assert json.loads(socket.recv(timeout=10))["type"] == "hello"
+    with connect(
+        ws_url, ssl=topology.tls, origin=topology.url, additional_headers=cookie, open_timeout=WAIT_SECONDS
+    ) as socket:
+        assert json.loads(socket.recv(timeout=WAIT_SECONDS))["type"] == "hello"
         # daphne holds the socket; a gunicorn worker answers /metrics.
         exposition = topology.metrics()
         assert value(exposition, "dashboard_websocket_connections") == 1
@@ -119,11 +129,15 @@ def test_metrics_sum_every_process_and_the_websocket_takes_the_pages_https_origi
     requests = "django_http_requests_total_by_view_transport_method_total"
     before = value(topology.metrics(), requests, view="health")
     with ThreadPoolExecutor(8) as pool:  # concurrent, so both gunicorn workers answer some
-        statuses = list(pool.map(lambda _: httpx.get(f"{topology.url}/health", verify=topology.tls), range(40)))
+        statuses = list(
+            pool.map(
+                lambda _: httpx.get(f"{topology.url}/health", verify=topology.tls, timeout=WAIT_SECONDS), range(40)
+            )
+        )
     assert {response.status_code for response in statuses} == {200}
     assert value(topology.metrics(), requests, view="health") - before == 40
 
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT_SECONDS
     while value(topology.metrics(), "dashboard_websocket_connections") != 0:
         assert time.monotonic() < deadline, "the closed WebSocket is still counted"
         time.sleep(0.1)
@@ -161,11 +175,13 @@ def test_every_process_stops_together_and_cleanly_on_a_signal(signum, to_group, 
         # serve, nginx (master, workers), gunicorn (master, 2 workers), daphne, the sweep
         assert len(processes) >= 1 + 2 + 3 + 1 + 1, processes
         ws_url = f"wss://127.0.0.1:{running.port}/ws/orgs/{org_id}/"
-        with connect(ws_url, ssl=running.tls, origin=running.url, additional_headers=cookie) as socket:
-            assert json.loads(socket.recv(timeout=10))["type"] == "hello"
+        with connect(
+            ws_url, ssl=running.tls, origin=running.url, additional_headers=cookie, open_timeout=WAIT_SECONDS
+        ) as socket:
+            assert json.loads(socket.recv(timeout=WAIT_SECONDS))["type"] == "hello"
             status = running.stop(signum, to_group=to_group)
             with pytest.raises(ConnectionClosed):  # an open dashboard is let go, not left hanging
-                socket.recv(timeout=10)
+                socket.recv(timeout=WAIT_SECONDS)
     finally:
         running.stop()
 
