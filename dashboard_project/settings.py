@@ -264,8 +264,14 @@ SESSION_CACHE_ALIAS = "sessions"
 # on one daphne (after a restart, say) failed their connects with 1011. Connections are cheap
 # for Redis (maxclients 10,000 by default); the pool keeps what it opened for reuse.
 CHANNEL_LAYER_MAX_CONNECTIONS = 2000
+# A consumer waits for its next message with a blocking pop of 5 s (channels-redis's brpop_timeout),
+# looped. redis-py 8 reads every reply with a 5 s socket timeout by default, so the pop's empty
+# answer raced the timeout and every idle dashboard's consumer crashed (close 1011) after ~5 s.
+# Reads wait longer than the pop; a Redis that hangs still fails the read after this.
+CHANNEL_LAYER_SOCKET_TIMEOUT = 10
 _channels_host = ({"address": _channels_host} if isinstance(_channels_host, str) else dict(_channels_host)) | {
-    "max_connections": CHANNEL_LAYER_MAX_CONNECTIONS
+    "max_connections": CHANNEL_LAYER_MAX_CONNECTIONS,
+    "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
 }
 
 CHANNEL_LAYERS = {
