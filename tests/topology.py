@@ -19,12 +19,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.live import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 START_SECONDS = 90
 STOP_SECONDS = 60
+# Deadlines of the clients talking to it, generous for a machine other suites load too.
+WAIT_SECONDS = 30
 
 
 def make_certificate(directory: Path) -> tuple[Path, Path]:
@@ -91,13 +94,20 @@ class Topology:
         return ssl.create_default_context(cafile=str(self.cert))
 
     def client(self) -> httpx.Client:
-        return httpx.Client(base_url=self.url, verify=self.tls, timeout=30)
+        return httpx.Client(base_url=self.url, verify=self.tls, timeout=WAIT_SECONDS)
 
     def metrics(self) -> str:
         with self.client() as client:
             response = client.get("/metrics", headers={"Authorization": f"Bearer {self.token}"})
         assert response.status_code == 200, response.text[:300]
         return response.text
+
+    def wait_for_metric(self, name: str, expected: float) -> None:
+        """Until /metrics shows `expected` for `name` (a gauge another connection's end moves)."""
+        deadline = time.monotonic() + WAIT_SECONDS
+        while (seen := value(self.metrics(), name)) != expected:
+            assert time.monotonic() < deadline, f"{name} is {seen}, not {expected}, after {WAIT_SECONDS} s"
+            time.sleep(0.1)
 
     def manage(self, *args: str) -> str:
         return manage(self.database, *args)
@@ -150,3 +160,25 @@ def start(workdir: Path, database: Path, *, tls_pair: tuple[Path, Path] | None =
             raise AssertionError(f"ops/serve.py did not start (status {process.returncode}):\n{topology.log_tail()}")
         time.sleep(0.1)
     return topology
+
+
+def value(exposition: str, name: str, **labels: str) -> float:
+    """The sum of the samples `name` whose labels include `labels`."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(exposition)
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )
+
+
+def sign_in(client: httpx.Client, origin: str) -> httpx.Response:
+    """The login form as a browser posts it: over HTTPS Django checks the Origin against the host."""
+    client.get("/accounts/login/").raise_for_status()
+    response = client.post(
+        "/accounts/login/",
+        data={"username": "demo", "password": "demo", "csrfmiddlewaretoken": client.cookies["csrftoken"]},
+        headers={"Origin": origin},
+    )
+    assert response.status_code == 302, response.text[:500]
+    return response

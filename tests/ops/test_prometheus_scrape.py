@@ -4,18 +4,21 @@ writing to one PROMETHEUS_MULTIPROC_DIR) and computes the cache hit rate the req
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
+from websockets.sync.client import connect
 
 from tests.live import free_port
-from tests.ops.test_serve import sign_in, value
-from tests.ops.tools import PROMETHEUS_DIR, require_binary
+from tests.ops.tools import PROMETHEUS_DIR, grafana_variables_substituted, load_dashboard, query_panels, require_binary
+from tests.topology import WAIT_SECONDS, sign_in, value
 
 pytestmark = pytest.mark.live
 
@@ -39,8 +42,8 @@ def wait_for(condition: Callable[[], bool], seconds: float, what: str, process: 
     pytest.fail(f"{what}: not within {seconds:.0f}s\n{log.read_text()[-3000:]}")
 
 
-def stop(process: subprocess.Popen | None) -> None:
-    if process is None or process.poll() is not None:
+def stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
         return
     process.send_signal(signal.SIGTERM)
     try:
@@ -84,11 +87,9 @@ def test_prometheus_scrapes_the_topology_and_computes_the_hit_rate_the_requests_
     prometheus_bin = require_binary("prometheus")
     prom_port = free_port()
     prom_log = tmp_path / "prometheus.log"
-    prom = None
-    clients: list[httpx.Client] = []
-    try:
-        web = topology.client()
-        clients.append(web)
+    # Everything opened below is closed (Prometheus stopped) when the test ends, passed or not.
+    with ExitStack() as opened:
+        web = opened.enter_context(topology.client())
         sign_in(web, topology.url)
         # The topology serves the whole session: count from what it has counted so far.
         before = topology.metrics()
@@ -105,8 +106,23 @@ def test_prometheus_scrapes_the_topology_and_computes_the_hit_rate_the_requests_
             for _ in range(1 + HITS_PER_PATH):
                 assert web.get(f"/api/orgs/{org_id}/{path}").status_code == 200
                 requests += 1
-        hits = HITS_PER_PATH * len(DASHBOARD_PATHS) + requests
+        # Two dashboards stay open (on daphne) through the scrapes, and no other. Each socket's
+        # connect reads the principal too (a hit).
+        topology.wait_for_metric("dashboard_websocket_connections", 0)
+        sockets = 2
+        hits = HITS_PER_PATH * len(DASHBOARD_PATHS) + requests + sockets
         misses = len(DASHBOARD_PATHS) + 1
+        for _ in range(sockets):
+            socket = opened.enter_context(
+                connect(
+                    f"wss://127.0.0.1:{topology.port}/ws/orgs/{org_id}/",
+                    ssl=topology.tls,
+                    origin=topology.url,
+                    additional_headers={"Cookie": f"sessionid={web.cookies['sessionid']}"},
+                    open_timeout=WAIT_SECONDS,
+                )
+            )
+            assert json.loads(socket.recv(timeout=WAIT_SECONDS))["type"] == "hello"
         traffic_done = time.time()
 
         config = scrape_config(tmp_path, app_port=topology.port, token=topology.token, ca_file=topology.cert)
@@ -121,8 +137,8 @@ def test_prometheus_scrapes_the_topology_and_computes_the_hit_rate_the_requests_
             stdout=prom_log.open("wb"),
             stderr=subprocess.STDOUT,
         )
-        prometheus = httpx.Client(base_url=f"http://127.0.0.1:{prom_port}", timeout=10)
-        clients.append(prometheus)
+        opened.callback(stop, prom)
+        prometheus = opened.enter_context(httpx.Client(base_url=f"http://127.0.0.1:{prom_port}", timeout=10))
         ready = lambda: prometheus.get("/-/ready").status_code == 200  # noqa: E731
         wait_for(ready, START_SECONDS, "prometheus ready", prom, prom_log)
 
@@ -149,10 +165,16 @@ def test_prometheus_scrapes_the_topology_and_computes_the_hit_rate_the_requests_
         }
         # The processes' values arrive summed: no series carries a process id.
         assert query(prometheus, '{job="coldchain-dashboard", pid!=""}') == []
+        # Every Grafana query evaluates on these series; the gauge panels show the host's one
+        # value (two sockets on daphne; the breaker closed in every process).
+        panels = {panel["title"]: panel for panel in query_panels(load_dashboard())}
+        for panel in panels.values():
+            for target in panel["targets"]:
+                query(prometheus, grafana_variables_substituted(target["expr"]))
+        for title, expected in [("WebSocket connections", sockets), ("Redis circuit breaker open", 0)]:
+            panel = next(panel for name, panel in panels.items() if name.startswith(title))
+            expr = grafana_variables_substituted(panel["targets"][0]["expr"])
+            assert [float(r["value"][1]) for r in query(prometheus, expr)] == [expected], (title, expr)
         # The rules file from the scrape config was loaded too.
         rules = prometheus.get("/api/v1/rules").raise_for_status().json()["data"]["groups"]
         assert {rule["name"] for group in rules for rule in group["rules"]} >= {"DashboardCacheHitRateLow"}
-    finally:
-        for client in clients:
-            client.close()
-        stop(prom)

@@ -7,47 +7,22 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
 from tests import topology as serve
 from tests.services import port_open
+from tests.topology import WAIT_SECONDS, sign_in, value
 
 pytestmark = pytest.mark.live
 
 STATIC_ROOT = serve.REPO / "var" / "static"
-# Deadlines, generous for a machine other suites load too.
-WAIT_SECONDS = 30
-
-
-def value(exposition: str, name: str, **labels: str) -> float:
-    """The sum of the samples `name` whose labels include `labels`."""
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(exposition)
-        for sample in family.samples
-        if sample.name == name and labels.items() <= sample.labels.items()
-    )
-
-
-def sign_in(client: httpx.Client, origin: str) -> httpx.Response:
-    """The login form as a browser posts it: over HTTPS Django checks the Origin against the host."""
-    client.get("/accounts/login/").raise_for_status()
-    response = client.post(
-        "/accounts/login/",
-        data={"username": "demo", "password": "demo", "csrfmiddlewaretoken": client.cookies["csrftoken"]},
-        headers={"Origin": origin},
-    )
-    assert response.status_code == 302, response.text[:500]
-    return response
 
 
 @pytest.fixture
@@ -117,6 +92,7 @@ def test_metrics_sum_every_process_and_the_websocket_takes_the_pages_https_origi
         )
     assert refused.value.response.status_code == 403
 
+    topology.wait_for_metric("dashboard_websocket_connections", 0)  # an earlier test's sockets are gone
     with connect(
         ws_url, ssl=topology.tls, origin=topology.url, additional_headers=cookie, open_timeout=WAIT_SECONDS
     ) as socket:
@@ -137,10 +113,7 @@ def test_metrics_sum_every_process_and_the_websocket_takes_the_pages_https_origi
     assert {response.status_code for response in statuses} == {200}
     assert value(topology.metrics(), requests, view="health") - before == 40
 
-    deadline = time.monotonic() + WAIT_SECONDS
-    while value(topology.metrics(), "dashboard_websocket_connections") != 0:
-        assert time.monotonic() < deadline, "the closed WebSocket is still counted"
-        time.sleep(0.1)
+    topology.wait_for_metric("dashboard_websocket_connections", 0)  # the closed socket leaves the count
 
 
 def _tree(pid: int) -> list[int]:
