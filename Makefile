@@ -1,4 +1,5 @@
-# The two commands of the README: `make run` (serve with demo data) and `make test` (whole suite).
+# The README's commands: `make run` (serve with demo data), `make test` (whole suite) and `make serve`
+# (the production topology).
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -6,7 +7,7 @@ BIN := $(VENV)/bin
 PORT ?= 8000
 SIMULATE ?= 1
 
-.PHONY: run demo test lint bench clean
+.PHONY: run demo serve test lint bench clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,14 @@ demo: $(BIN)/.installed
 	$(BIN)/python manage.py sweep_devices --every 60 >/dev/null & \
 	if [ "$(SIMULATE)" != 0 ]; then (sleep 3; $(BIN)/python manage.py simulate_ttn --url http://127.0.0.1:$(PORT)) & fi; \
 	$(BIN)/daphne -b 127.0.0.1 -p $(PORT) --ping-interval 10 --ping-timeout 10 dashboard_project.asgi:application
+
+# The production topology (ops/serve.py): nginx with TLS on one port in front of gunicorn (HTTP) and
+# daphne (/ws/), the offline sweep beside them; all stopped together with Ctrl-C. Needs
+# DJANGO_SECRET_KEY and METRICS_TOKEN; the rest is in the README's configuration table.
+serve: $(BIN)/.installed
+	bash ops/system_deps.sh
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python ops/serve.py
 
 test: $(BIN)/.installed-test
 	bash tests/system_deps.sh

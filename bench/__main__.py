@@ -31,7 +31,7 @@ PROFILES: dict[str, dict[str, object]] = {
         "unrelatedKeys": (0, 100_000, 1_000_000), "invalidationRepeats": 41, "stampedeRounds": 20,
     },
 }  # fmt: skip
-SCENARIOS = ("dashboard", "realistic", "events", "invalidation")
+SCENARIOS = ("dashboard", "realistic", "events", "invalidation", "proxy")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -9,6 +9,7 @@ connection, Content-Length or chunked bodies, and a fresh connection after `Conn
 from __future__ import annotations
 
 import asyncio
+import ssl
 from dataclasses import dataclass
 
 
@@ -23,9 +24,18 @@ class Response:
     body: bytes
 
 
+def unverified_tls() -> ssl.SSLContext:
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    return context
+
+
 class Connection:
-    def __init__(self, host: str, port: int, *, headers: dict[str, str] | None = None) -> None:
+    def __init__(self, host: str, port: int, *, headers: dict[str, str] | None = None, tls: bool = False) -> None:
         self.host, self.port = host, port
+        # The bench's own topology on loopback, with its self-signed certificate: not verified.
+        self._tls = unverified_tls() if tls else None
         base = {"Host": f"{host}:{port}", **(headers or {})}
         self._base = "".join(f"{name}: {value}\r\n" for name, value in base.items())
         self._reader: asyncio.StreamReader | None = None
@@ -33,7 +43,7 @@ class Connection:
         self.connects = 0
 
     async def _open(self) -> None:
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        self._reader, self._writer = await asyncio.open_connection(self.host, self.port, ssl=self._tls)
         self.connects += 1
 
     def close(self) -> None:

@@ -84,9 +84,17 @@ def flush_cache_db() -> None:
 
 
 def load(
-    *, port: int, paths: list[str], cookie: str | None, connections: int, duration: float, warmup: float, tool: str
+    *,
+    port: int,
+    paths: list[str],
+    cookie: str | None,
+    connections: int,
+    duration: float,
+    warmup: float,
+    tool: str,
+    tls: bool = False,
 ) -> dict[str, object]:
-    """One closed-loop load run in a separate process (wrk, or bench.loadgen)."""
+    """One closed-loop load run in a separate process (wrk, or bench.loadgen); HTTPS with `tls`."""
     headers = {"Cookie": f"sessionid={cookie}"} if cookie else {}
     if tool == "wrk":
         return wrk.run(
@@ -97,11 +105,13 @@ def load(
             connections=connections,
             duration=duration,
             warmup=warmup,
+            scheme="https" if tls else "http",
         )
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write("\n".join(paths))
     command = [sys.executable, "-m", "bench.loadgen", "--port", str(port), "--paths-file", handle.name]
     command += ["--connections", str(connections), "--duration", str(duration), "--warmup", str(warmup)]
+    command += ["--tls"] if tls else []
     for name, value in headers.items():
         command += ["--header", f"{name}: {value}"]
     out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=env.ROOT).stdout

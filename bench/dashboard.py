@@ -11,7 +11,7 @@ HTTP server) and daphne alone:
              on every request (sessions still come from Redis, as configured).
   floor      bench/floor.py: bare Django JSON view, no middleware, no cache, no database.
 The targets are judged on interleaved rounds of the floor and the cached stats at 50 connections
-under gunicorn (`_headline_rounds`), both servers up, the order alternating; the medians of the
+under gunicorn (`headline_rounds`), both servers up, the order alternating; the medians of the
 per-round ratios are the headline.
 """
 
@@ -36,6 +36,7 @@ def _measure(server, paths, cookie, connections, profile, tool) -> dict[str, obj
         duration=profile["duration"],
         warmup=profile["warmup"],
         tool=tool,
+        tls=server.tls,
     )
     # Server CPU per request: steadier than req/s when other work shares the machine. The warm-up's
     # requests are estimated from the measured rate, since its CPU time is included.
@@ -58,7 +59,7 @@ def _measure(server, paths, cookie, connections, profile, tool) -> dict[str, obj
     return result
 
 
-def _headline_rounds(floor_server, server, paths, cookie, profile, tool) -> list[dict[str, object]]:
+def headline_rounds(floor_server, server, paths, cookie, profile, tool) -> list[dict[str, object]]:
     """The targets' cells, the floor and the cached stats at 50 connections, measured in
     alternating order (floor first, then cached first, ...) with both servers up: on a shared
     machine whose speed drifts by tens of percent within minutes, cells measured minutes apart
@@ -119,7 +120,7 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
             for c in CONCURRENCY:
                 record(kind, "cold", c, _measure(server, refresh_paths, cookie, c, profile, tool))
             if kind == "gunicorn":
-                rounds = _headline_rounds(floor_server, server, stats_paths, cookie, profile, tool)
+                rounds = headline_rounds(floor_server, server, stats_paths, cookie, profile, tool)
         with servers.serve(f"{kind}-cache-off", kind, app, workers=workers, CACHE_ENABLED="0") as server:
             cookie = servers.login(server)
             for c in CONCURRENCY:

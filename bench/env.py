@@ -41,6 +41,8 @@ def server_env(**overrides: str) -> dict[str, str]:
         REDIS_CACHE_DB=str(REDIS_CACHE_DB),
         REDIS_CHANNELS_DB=str(REDIS_CHANNELS_DB),
         DJANGO_DEBUG="0",
+        # Plain HTTP on loopback, no proxy in front (the proxy scenario's topology sets it back on).
+        DJANGO_BEHIND_TLS_PROXY="0",
         DJANGO_SECRET_KEY="bench-only-secret-key-not-for-production-0123456789",
         DJANGO_ALLOWED_HOSTS="127.0.0.1,localhost",
         LOG_LEVEL="WARNING",

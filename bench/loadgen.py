@@ -43,7 +43,15 @@ def summarize(latencies: list[float], seconds: float) -> dict[str, object]:
 
 
 async def run(
-    *, host: str, port: int, paths: list[str], headers: dict[str, str], connections: int, duration: float, warmup: float
+    *,
+    host: str,
+    port: int,
+    paths: list[str],
+    headers: dict[str, str],
+    connections: int,
+    duration: float,
+    warmup: float,
+    tls: bool = False,
 ) -> dict[str, object]:
     next_path = itertools.cycle(paths).__next__
     latencies: list[float] = []
@@ -54,7 +62,7 @@ async def run(
     stop_at = measure_from + duration
 
     async def worker() -> None:
-        conn = Connection(host, port, headers=headers)
+        conn = Connection(host, port, headers=headers, tls=tls)
         try:
             while True:
                 sent = time.perf_counter()
@@ -90,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=10)
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--tls", action="store_true", help="HTTPS (the certificate is not verified)")
     args = parser.parse_args(argv)
     paths = list(args.path)
     if args.paths_file:
@@ -107,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             connections=args.connections,
             duration=args.duration,
             warmup=args.warmup,
+            tls=args.tls,
         )
     )
     json.dump(result, sys.stdout)

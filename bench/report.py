@@ -36,6 +36,19 @@ def _table(columns: list[str], rows: list[list[object]]) -> str:
     return "\n".join(out)
 
 
+def _rounds_table(headline: dict) -> str:
+    """Interleaved rounds of the floor and the cached stats, with the medians the targets use."""
+    columns = ["round", "order", "floor req/s", "cached req/s", "floor P99 ms", "cached P99 ms",
+               "cached/floor req/s", "cached/floor P99"]  # fmt: skip
+    rows = [
+        [r["round"], r["order"], r["floorRps"], r["cachedRps"], r["floorP99"], r["cachedP99"],
+         r["cachedOverFloorRps"], r["cachedOverFloorP99"]]
+        for r in headline["rounds"]
+    ]  # fmt: skip
+    medians = [headline["cachedOverFloorRps"], headline["cachedOverFloorP99"]]
+    return _table(columns, [*rows, ["median", None, None, None, None, None, *medians]])
+
+
 def render() -> str:
     parts: list[str] = []
     machine, dataset = _load("machine"), _load("dataset")
@@ -115,45 +128,16 @@ def render() -> str:
                 "Targets' cells, gunicorn at 50 connections: the floor and the cached stats interleaved"
                 " (order alternating, both servers up); the targets are judged on the medians."
             )
-            parts.append(
-                _table(
-                    [
-                        "round",
-                        "order",
-                        "floor req/s",
-                        "cached req/s",
-                        "floor P99 ms",
-                        "cached P99 ms",
-                        "cached/floor req/s",
-                        "cached/floor P99",
-                    ],
-                    [
-                        [
-                            r["round"],
-                            r["order"],
-                            r["floorRps"],
-                            r["cachedRps"],
-                            r["floorP99"],
-                            r["cachedP99"],
-                            r["cachedOverFloorRps"],
-                            r["cachedOverFloorP99"],
-                        ]
-                        for r in headline["rounds"]
-                    ]
-                    + [
-                        [
-                            "median",
-                            None,
-                            None,
-                            None,
-                            None,
-                            None,
-                            headline["cachedOverFloorRps"],
-                            headline["cachedOverFloorP99"],
-                        ]
-                    ],
-                )  # fmt: skip
-            )
+            parts.append(_rounds_table(headline))
+    if proxy := _load("proxy"):
+        headline = proxy["headline"]
+        parts.append("### Through the production topology: nginx (TLS) in front of gunicorn, against the floor")
+        parts.append(
+            f"`make serve`'s proxy and gunicorn ({proxy['workers']} sync workers) in front of the project and"
+            " of the floor, 50 connections, interleaved rounds; targets on the medians. Hit rate"
+            f" {headline['hitRate']}, fast path served {headline['fastPathServed']:.0f} requests."
+        )
+        parts.append(_rounds_table(headline))
     if realistic := _load("realistic"):
         parts.append("### 2. Realistic day")
         parts.append(

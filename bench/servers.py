@@ -3,6 +3,8 @@
 Every server listens on 127.0.0.1 on a free port, runs in its own process group (gunicorn forks
 workers) and is stopped when its `with` block ends. Each server gets its own
 PROMETHEUS_MULTIPROC_DIR, so /metrics sums all of its workers and nothing of another server's.
+A `topology` is the production topology (ops/serve.py, via bench/topology.py): HTTPS through nginx
+to gunicorn, /metrics behind a token.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import http.client
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -23,6 +26,7 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 from bench import env
+from bench.client import unverified_tls
 
 PROJECT_WSGI = "dashboard_project.wsgi:application"
 PROJECT_ASGI = "dashboard_project.asgi:application"
@@ -49,12 +53,19 @@ class Server:
     process: subprocess.Popen
     log_path: Path
     metrics_dir: Path
+    tls: bool = False
+    metrics_token: str | None = None
 
     host = "127.0.0.1"
 
     @property
     def origin(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.tls else 'http'}://{self.host}:{self.port}"
+
+    def connection(self, timeout: float) -> http.client.HTTPConnection:
+        if self.tls:
+            return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=unverified_tls())
+        return http.client.HTTPConnection(self.host, self.port, timeout=timeout)
 
 
 def _command(kind: str, app: str, port: int, workers: int) -> list[str]:
@@ -71,6 +82,8 @@ def _command(kind: str, app: str, port: int, workers: int) -> list[str]:
         ]  # fmt: skip
     if kind == "daphne":
         return [str(env.BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0", app]
+    if kind == "topology":  # `app` is bench/topology.py's `project` or `floor`; the port comes from SERVE_PORT
+        return [str(env.BIN / "python"), "-m", "bench.topology", app]
     raise ValueError(f"unknown server kind {kind!r}")
 
 
@@ -80,7 +93,7 @@ def _wait_ready(server: Server, path: str, timeout: float = 60.0) -> None:
         if server.process.poll() is not None:
             raise RuntimeError(f"{server.name} exited; log: {server.log_path}\n{server.log_path.read_text()[-3000:]}")
         try:
-            conn = http.client.HTTPConnection(server.host, server.port, timeout=5)
+            conn = server.connection(timeout=5)
             conn.request("GET", path)
             if conn.getresponse().status == 200:
                 return
@@ -106,6 +119,13 @@ def serve(
     metrics_dir = workdir / "prometheus"
     metrics_dir.mkdir()
     log_path = workdir / "server.log"
+    topology = kind == "topology"
+    token = secrets.token_urlsafe(16) if topology else None
+    if topology:
+        env_overrides = {
+            "METRICS_TOKEN": token, "SERVE_PORT": str(port), "SERVE_RUNTIME_DIR": str(workdir / "serve"),
+            "SERVE_GUNICORN_WORKERS": str(workers), **env_overrides,
+        }  # fmt: skip
     server_env = env.server_env(PROMETHEUS_MULTIPROC_DIR=str(metrics_dir), **env_overrides)
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -116,7 +136,7 @@ def serve(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(name, kind, port, process, log_path, metrics_dir)
+    server = Server(name, kind, port, process, log_path, metrics_dir, tls=topology, metrics_token=token)
     try:
         _wait_ready(server, ready_path)
         yield server
@@ -143,7 +163,7 @@ def serve_cached(
     with serve(name, kind, app, workers=workers, cwd=cwd, CACHE_TTL_SECONDS=ttl, **env_overrides) as server:
         cookie = login(server)
         for path in paths:
-            conn = http.client.HTTPConnection(server.host, server.port, timeout=60)
+            conn = server.connection(timeout=60)
             try:
                 conn.request("GET", path, headers={"Cookie": f"sessionid={cookie}"})
                 response = conn.getresponse()
@@ -200,19 +220,24 @@ def _cookies(response: http.client.HTTPResponse) -> dict[str, str]:
 
 def login(server: Server, username: str = env.USERNAME, password: str = env.PASSWORD) -> str:
     """Log in through /accounts/login/ like a browser; the session id to send as a cookie."""
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    conn = server.connection(timeout=30)
     conn.request("GET", "/accounts/login/")
     first = conn.getresponse()
     csrf = _cookies(first)["csrftoken"]
     first.read()
     conn.close()
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
+    conn = server.connection(timeout=30)
     body = urlencode({"username": username, "password": password, "csrfmiddlewaretoken": csrf})
     conn.request(
         "POST",
         "/accounts/login/",
         body=body,
-        headers={"Content-Type": "application/x-www-form-urlencoded", "Cookie": f"csrftoken={csrf}"},
+        # Over HTTPS Django's CSRF check also wants the page the form came from.
+        headers={
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Cookie": f"csrftoken={csrf}",
+            "Referer": f"{server.origin}/accounts/login/",
+        },
     )
     answer = conn.getresponse()
     answer.read()
@@ -227,8 +252,9 @@ _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa
 
 def metrics(server: Server) -> dict[str, float]:
     """Every sample of /metrics, keyed `name{labels}`, plus `name` = the sum over its labels."""
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=30)
-    conn.request("GET", "/metrics")
+    conn = server.connection(timeout=30)
+    token = {"Authorization": f"Bearer {server.metrics_token}"} if server.metrics_token else {}
+    conn.request("GET", "/metrics", headers=token)
     text = conn.getresponse().read().decode()
     samples: dict[str, float] = {}
     for line in text.splitlines():

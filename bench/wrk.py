@@ -60,11 +60,19 @@ def _wrk(url: str, script_path: str, headers: dict[str, str], connections: int, 
 
 
 def run(
-    *, host: str, port: int, paths: list[str], headers: dict[str, str], connections: int, duration: float, warmup: float
+    *,
+    host: str,
+    port: int,
+    paths: list[str],
+    headers: dict[str, str],
+    connections: int,
+    duration: float,
+    warmup: float,
+    scheme: str = "http",
 ) -> dict[str, object]:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(_script(paths))
-    url = f"http://{host}:{port}"
+    url = f"{scheme}://{host}:{port}"  # wrk does not verify a certificate
     if warmup > 0:
         _wrk(url, handle.name, headers, connections, warmup)
     raw = _wrk(url, handle.name, headers, connections, duration)

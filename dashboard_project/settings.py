@@ -68,6 +68,28 @@ if not SECRET_KEY:
     SECRET_KEY = "dev-only-insecure-secret-key-change-me"
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 
+# --- Behind the TLS proxy (ops/serve.py: nginx terminates TLS) -------------------------------
+# On by default whenever DEBUG is off: a production deploy that forgets a switch then still gets
+# secure cookies, HSTS and the HTTPS redirect (forgetting to turn it off on plain HTTP is loud: every
+# page redirects to https), and `check --deploy` is clean. Turn it off only for plain-HTTP servers
+# that are not public (the benchmarks). The proxy must set X-Forwarded-Proto on every request it
+# forwards (ops/nginx/nginx.conf.template overwrites whatever the client sent), and the app must not
+# be reachable around it (ops/serve.py binds gunicorn and daphne to Unix sockets).
+BEHIND_TLS_PROXY = env_bool("DJANGO_BEHIND_TLS_PROXY", not DEBUG)
+if BEHIND_TLS_PROXY:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    # Browsers ignore HSTS sent with a certificate they had to be told to accept, so a self-signed
+    # local run pins nothing. Preload only marks the host eligible for the browsers' list; nothing
+    # is submitted. Serve the dashboard from its own host name: subdomains get HTTPS-only too.
+    SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31_536_000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+# CSRF_TRUSTED_ORIGINS is not needed: nginx passes the browser's Host header (with its port), so
+# the https Origin of a form post is the request's own origin.
+
 INSTALLED_APPS = [
     "daphne",
     "django.contrib.admin",
@@ -242,8 +264,14 @@ SESSION_CACHE_ALIAS = "sessions"
 # on one daphne (after a restart, say) failed their connects with 1011. Connections are cheap
 # for Redis (maxclients 10,000 by default); the pool keeps what it opened for reuse.
 CHANNEL_LAYER_MAX_CONNECTIONS = 2000
+# A consumer waits for its next message with a blocking pop of 5 s (channels-redis's brpop_timeout),
+# looped. redis-py 8 reads every reply with a 5 s socket timeout by default, so the pop's empty
+# answer raced the timeout and every idle dashboard's consumer crashed (close 1011) after ~5 s.
+# Reads wait longer than the pop; a Redis that hangs still fails the read after this.
+CHANNEL_LAYER_SOCKET_TIMEOUT = 10
 _channels_host = ({"address": _channels_host} if isinstance(_channels_host, str) else dict(_channels_host)) | {
-    "max_connections": CHANNEL_LAYER_MAX_CONNECTIONS
+    "max_connections": CHANNEL_LAYER_MAX_CONNECTIONS,
+    "socket_timeout": CHANNEL_LAYER_SOCKET_TIMEOUT,
 }
 
 CHANNEL_LAYERS = {

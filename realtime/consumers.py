@@ -24,7 +24,10 @@ CLOSE_TRY_AGAIN_LATER = 4503
 MAX_CLIENT_MESSAGES = 120
 MAX_CLIENT_MESSAGE_BYTES = 1024
 
-WS_CONNECTIONS = Gauge("dashboard_websocket_connections", "Open dashboard WebSocket connections")
+# Several daphne processes (PROMETHEUS_MULTIPROC_DIR): /metrics sums the live ones' connections.
+WS_CONNECTIONS = Gauge(
+    "dashboard_websocket_connections", "Open dashboard WebSocket connections", multiprocess_mode="livesum"
+)
 WS_REJECTED = Counter("dashboard_websocket_rejected_total", "Refused WebSocket connections", ["reason"])
 for _reason in ("anonymous", "not_member"):
     WS_REJECTED.labels(_reason)

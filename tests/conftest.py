@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import shutil
 import socket
+import subprocess
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -158,3 +161,25 @@ def redis_silent(silent_port: int) -> Iterator[None]:
     with override_settings(CACHES=_caches_at(f"redis://127.0.0.1:{silent_port}/{settings.REDIS_CACHE_DB}")):
         cache.reset_breaker()
         yield
+
+
+@pytest.fixture(scope="session")
+def serve_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The production topology's SQLite database, migrated and seeded with `seed_demo`."""
+    from tests import topology as serve
+
+    return serve.seeded_database(tmp_path_factory.mktemp("serve-db"))
+
+
+@pytest.fixture(scope="session")
+def topology(serve_database: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[object]:
+    """The production topology (ops/serve.py: nginx, gunicorn, daphne, sweep) on a free HTTPS
+    port with a certificate made for it; stopped at the end of the session."""
+    from tests import topology as serve
+
+    if not (shutil.which("nginx") or Path("/usr/sbin/nginx").exists()):
+        subprocess.run(["bash", str(serve.REPO / "tests" / "system_deps.sh")], check=False)
+    workdir = tmp_path_factory.mktemp("serve")
+    running = serve.start(workdir, serve_database, tls_pair=serve.make_certificate(workdir / "tls"))
+    yield running
+    running.stop()

@@ -5,6 +5,7 @@
 #   prometheus    promtool for the alert-rule tests, and a real Prometheus for the scrape test
 #   redis-server  the suite's Redis, and the private ones the fault tests kill
 #   postgresql    the suite's database server (DATABASE_URL), and the private clusters of the fault tests
+#   nginx, openssl  what `make serve` needs, for the production-topology tests
 set -euo pipefail
 cd "$(dirname "$0")/.."
 postgres='/usr/lib/postgresql/*/bin/postgres'
@@ -16,4 +17,5 @@ if ! compgen -G "$postgres" >/dev/null && [ "$(id -u)" = 0 ]; then
   echo "initdb_options = '--auth=trust'" >"$trust"
   trap 'rm -f "$trust"' EXIT
 fi
-bash ops/apt-install.sh chromium:chromium promtool:prometheus redis-server:redis-server "$postgres:postgresql"
+bash ops/apt-install.sh chromium:chromium promtool:prometheus redis-server:redis-server "$postgres:postgresql" \
+  /usr/sbin/nginx:nginx openssl:openssl

@@ -34,7 +34,11 @@ CACHE_INVALIDATION_SECONDS = Histogram(
     ["scope"],
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0),
 )
-CACHE_BREAKER_OPEN = Gauge("dashboard_cache_breaker_open", "1 while the Redis circuit breaker is open")
+# Each process has its own breaker; with several processes (PROMETHEUS_MULTIPROC_DIR) /metrics
+# shows 1 while any live one has it open.
+CACHE_BREAKER_OPEN = Gauge(
+    "dashboard_cache_breaker_open", "1 while the Redis circuit breaker is open", multiprocess_mode="livemax"
+)
 CACHE_BREAKER_SKIPPED = Counter(
     "dashboard_cache_breaker_skipped_total", "Cache operations skipped because the breaker was open", ["operation"]
 )

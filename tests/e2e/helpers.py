@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import ssl
 from datetime import UTC, datetime
 
 import httpx
 from playwright.sync_api import Page, expect
 
 from tests.e2e.server import Server
+from tests.topology import Topology
 
 # The seed's devices: organization index 0 (demo-1), units 0..2 (Fridge 1, Freezer 2, Cold Room 3).
 DEMO1_FRIDGE = "70B3D57E00000000"
@@ -71,13 +73,14 @@ def expect_page_matches_api(page: Page, org_id: str, *, timeout: float = LIVE_TI
 
 
 def post_uplink(
-    server: Server,
+    server: Server | Topology,
     *,
     dev_eui: str,
     secret: str,
     temperature: float | None = None,
     payload: dict | None = None,
     version_ids: dict | None = None,
+    verify: ssl.SSLContext | bool = True,
 ) -> httpx.Response:
     """A TTN uplink: the generic `temperature`, or `payload` as the device's decoder wrote it."""
     now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
@@ -93,4 +96,6 @@ def post_uplink(
     }
     if version_ids:
         body["uplink_message"]["version_ids"] = version_ids
-    return httpx.post(f"{server.url}/api/webhooks/ttn", json=body, headers={"X-Webhook-Secret": secret}, timeout=10)
+    return httpx.post(
+        f"{server.url}/api/webhooks/ttn", json=body, headers={"X-Webhook-Secret": secret}, timeout=10, verify=verify
+    )

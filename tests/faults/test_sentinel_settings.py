@@ -37,7 +37,7 @@ def test_redis_sentinels_configure_the_cache_sessions_and_channel_layer():
         assert cache["OPTIONS"]["CONNECTION_FACTORY"] == "django_redis.pool.SentinelConnectionFactory"
         assert cache["OPTIONS"]["SENTINELS"] == sentinels
     assert channels["hosts"] == [
-        {"sentinels": sentinels, "master_name": "cache-master", "db": 4, "max_connections": 2000}
+        {"sentinels": sentinels, "master_name": "cache-master", "db": 4, "max_connections": 2000, "socket_timeout": 10}
     ]
 
     refused = _settings(REDIS_SENTINELS="no-port-here")
@@ -52,7 +52,9 @@ def test_without_sentinels_redis_url_is_used():
     default, _, channels = json.loads(out.stdout)
     assert default["LOCATION"] == "redis://cache.internal:6380/3"
     assert default["OPTIONS"]["CLIENT_CLASS"] == "django_redis.client.DefaultClient"
-    assert channels["hosts"] == [{"address": "redis://cache.internal:6380/4", "max_connections": 2000}]
+    assert channels["hosts"] == [
+        {"address": "redis://cache.internal:6380/4", "max_connections": 2000, "socket_timeout": 10}
+    ]
 
 
 TRACKED_CONNECTION = (

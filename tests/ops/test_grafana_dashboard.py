@@ -16,11 +16,12 @@ from stats import cache
 from stats.cache import QueryType
 from tests import factories
 from tests.ops.tools import (
-    GRAFANA_DASHBOARD,
     PROMETHEUS_DIR,
     alert_rules,
     grafana_variables_substituted,
+    load_dashboard,
     metric_names,
+    query_panels,
     require_binary,
     sample_names,
 )
@@ -54,20 +55,6 @@ EXPECTED_PANELS = [
     "Single-flight waits",
     "Redis circuit breaker open",
 ]
-
-
-def load_dashboard() -> dict:
-    return json.loads(GRAFANA_DASHBOARD.read_text())
-
-
-def query_panels(dashboard: dict) -> list[dict]:
-    panels = []
-    for panel in dashboard["panels"]:
-        if panel["type"] == "row":
-            panels += panel.get("panels", [])
-        else:
-            panels.append(panel)
-    return panels
 
 
 def dashboard_queries(dashboard: dict) -> list[str]:

@@ -1,4 +1,4 @@
-"""Helpers for the ops tests: finding the Prometheus binaries, and reading PromQL out of config files.
+"""Helpers for the ops tests: the Prometheus binaries, the Grafana dashboard's panels, PromQL in config files.
 
 There is no YAML parser among the project's dependencies, so the few facts the tests need from
 alerts.yml (alert names, `expr:` values) are read with a small line-based reader that handles
@@ -7,6 +7,7 @@ the two forms the file uses: `expr: <one line>` and `expr: |` followed by an ind
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import time
@@ -45,6 +46,21 @@ def require_binary(name: str) -> str:
                 pytrace=False,
             )
         time.sleep(1)
+
+
+# --- Grafana ---------------------------------------------------------------------------------
+def load_dashboard() -> dict:
+    return json.loads(GRAFANA_DASHBOARD.read_text())
+
+
+def query_panels(dashboard: dict) -> list[dict]:
+    panels = []
+    for panel in dashboard["panels"]:
+        if panel["type"] == "row":
+            panels += panel.get("panels", [])
+        else:
+            panels.append(panel)
+    return panels
 
 
 # --- PromQL ----------------------------------------------------------------------------------
