@@ -8,8 +8,11 @@ class StatsConfig(AppConfig):
     def ready(self) -> None:
         import atexit
 
-        from . import cache, signals  # noqa: F401 - connects the invalidation receivers
+        from . import cache, queries, signals  # noqa: F401 - connects the invalidation receivers
 
         cache.log_startup()
+        cache.metrics.export_from_the_start(
+            [q.name for q in queries.cached()], [q.name for q in queries.cached() if q.updater]
+        )
         # A refresh running when the interpreter exits would be cut off inside a query.
         atexit.register(cache.ahead.refresher.stop)

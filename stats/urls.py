@@ -9,7 +9,11 @@ def _route(query: queries.Query) -> str:
     return f"orgs/<uuid:org_id>/{query.path.replace('{unit}', '<uuid:unit_id>')}"
 
 
+def _name(query: queries.Query) -> str:
+    return f"api-{query.name.replace(':', '-')}"  # a colon would read as a namespace
+
+
 urlpatterns = [
     path("orgs/", views.organization_list, name="api-orgs"),
-    *(path(_route(query), views.query_view(query), name=f"api-{query.name}") for query in queries.QUERIES),
+    *(path(_route(query), views.query_view(query), name=_name(query)) for query in queries.QUERIES),
 ]

@@ -54,3 +54,13 @@ CACHE_REFRESH_AHEAD = Counter(
     "(already queued, or the queue full), refreshed, failed",
     ["query_type", "outcome"],
 )
+
+
+def export_from_the_start(query_types: list[str], updated: list[str]) -> None:
+    """Children of the per-query counters at 0, so that rate() and increase() see the first one."""
+    for query_type in query_types:
+        for outcome in ("scheduled", "skipped", "refreshed", "failed"):
+            CACHE_REFRESH_AHEAD.labels(query_type, outcome)
+    for query_type in updated:
+        for outcome in ("updated", "invalidated", "absent", "failed"):
+            CACHE_MAINTAINED.labels(query_type, outcome)
