@@ -16,7 +16,7 @@ from enum import StrEnum
 
 from stats import queries, services
 from stats.cache import CacheKey
-from stats.models import Alert, Device, Unit
+from stats.models import Alert, Device, TemperatureReading, Unit
 from stats.selectors import iso
 from stats.windows import Reading
 
@@ -57,27 +57,26 @@ class Event:
         if self.type != EventType.READING or not all(data.get(k) is not None for k in ("readingId", "recordedAt")):
             return None
         recorded = datetime.fromisoformat(str(data["recordedAt"]).replace("Z", "+00:00"))
-        unit = str(self.unit_id)
-        return (
-            Reading(int(data["readingId"]), unit, float(data["temperature"]), recorded),
-            data["tempMin"],
-            data["tempMax"],
-        )
+        previous = data.get("previousReadingId")
+        added = Reading(int(data["readingId"]), str(self.unit_id), float(data["temperature"]), recorded, previous)
+        return added, data["tempMin"], data["tempMax"]
 
     def message(self) -> dict[str, object]:
         return {"type": str(self.type), "data": self.data}
 
 
-def reading(unit: Unit, temperature: float, recorded_at, reading_id: int) -> Event:
+def reading(unit: Unit, stored: TemperatureReading, previous_id: int | None) -> Event:
+    """The unit's newest reading; `previous_id`: its reading stored just before (None: unknown)."""
     return Event(
         EventType.READING,
         unit.organization_id,
         unit.id,
         {
             "unitId": str(unit.id),
-            "temperature": temperature,
-            "recordedAt": iso(recorded_at),
-            "readingId": reading_id,
+            "temperature": stored.temperature,
+            "recordedAt": iso(stored.recorded_at),
+            "readingId": stored.id,
+            "previousReadingId": previous_id,
             "tempMin": unit.temp_min,
             "tempMax": unit.temp_max,
         },

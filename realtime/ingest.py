@@ -203,13 +203,16 @@ def _store(
     ]
     READINGS_STORED.labels(extraction.source.partition(":")[0]).inc(len(stored))
     newest = stored[-1]
+    previous_id, unit.latest_reading_id = unit.latest_reading_id, max(r.id for r in stored)
     # Only the newest reading drives the unit's state; older ones (a backlog, a late frame) land
     # in trends and compliance only.
     drives = unit.last_reading_at is None or newest.recorded_at >= unit.last_reading_at
     backfilled = [r.recorded_at for r in (stored[:-1] if drives else stored)]
     if drives:
-        emitted.append(events.reading(unit, newest.temperature, newest.recorded_at, newest.id))
-        emitted += unit_state.on_reading(unit, newest.temperature, newest.recorded_at)
+        emitted.append(events.reading(unit, newest, previous_id if len(stored) == 1 else None))
+        emitted += unit_state.on_reading(unit, newest.temperature, newest.recorded_at)  # saves the unit
+    else:
+        unit.save(update_fields=["latest_reading_id"])
     if backfilled and max(backfilled) >= window_start(timezone.now()):  # older: no cached figure changes
         emitted.append(events.readings_backfilled(unit, backfilled))
     return "stored", [reading.id for reading in stored]

@@ -101,8 +101,11 @@ def on_reading(unit: Unit, temperature: float, at: datetime) -> list[Event]:
     unit.last_temperature = temperature
     unit.last_reading_at = at
     unit.save(
-        update_fields=["status", "excursion_started_at", "restoring_since", "last_temperature", "last_reading_at"]
-    )
+        update_fields=[
+            "status", "excursion_started_at", "restoring_since", "last_temperature", "last_reading_at",
+            "latest_reading_id",
+        ]
+    )  # fmt: skip
     # too_hot / too_cold counts follow the side of an out-of-range unit, not only its status.
     if unit.status != previous or _side(unit, temperature) != previous_side:
         emitted.append(events.unit_update(unit, previous))

@@ -107,6 +107,9 @@ class Unit(models.Model):
     restoring_since = models.DateTimeField(null=True, blank=True)
     last_reading_at = models.DateTimeField(null=True, blank=True)
     last_temperature = models.FloatField(null=True, blank=True)
+    # The id of the unit's reading stored last (whatever its time): a cached figure updated in
+    # place from a reading must already hold this one, else it missed an update and is recomputed.
+    latest_reading_id = models.BigIntegerField(null=True, blank=True, editable=False)
 
     class Meta:
         ordering = ["name"]

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from .windows import ComplianceState, Reading, TrendState, iso
+from .cache import StaleState
+from .windows import ComplianceState, MissedUpdate, Reading, TrendState, iso
 
 
 def _dumps(data: object) -> bytes:
@@ -16,11 +17,18 @@ def _dumps(data: object) -> bytes:
     return json_bytes(data)
 
 
+def _add(add) -> None:
+    try:
+        add()
+    except MissedUpdate as exc:
+        raise StaleState(str(exc)) from exc
+
+
 def trend_add(value: bytes | None, state: bytes, reading: Reading, temp_min: float, temp_max: float, now: datetime):
     """A unit's trend with one more reading (and buckets past the window dropped); rebuilt from
     its state alone when the value expired (the trend is the unit's id and its points)."""
     trend = TrendState.loads(state)
-    trend.add(reading, now)
+    _add(lambda: trend.add(reading, now))
     trend.slide(now)
     data = json.loads(value) if value is not None else {"unitId": reading.unit_id}
     data["points"] = trend.points()
@@ -35,7 +43,7 @@ def compliance_add(
     if value is None:
         return None
     compliance = ComplianceState.loads(state)
-    compliance.add(reading, temp_min, temp_max, now)
+    _add(lambda: compliance.add(reading, temp_min, temp_max, now))
     compliance.slide(now)
     data = json.loads(value)
     data["compliancePercentage"] = compliance.percentage()

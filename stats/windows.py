@@ -9,7 +9,10 @@ up reading by reading is the mean the database computes, to the last digit.
 
 A state also records, per unit, the highest reading id it includes: a reading's update is applied
 once, whether the state was computed before or after the reading was committed (readings of one
-unit are written one at a time, under the unit's lock, so their ids grow in commit order).
+unit are written one at a time, under the unit's lock, so their ids grow in commit order). And a
+reading says which reading of its unit was stored before it: a state that does not hold that one
+missed an update (a write lost in a Redis failover, an update that failed) and is recomputed
+rather than updated, so a lost update never outlives the next reading.
 """
 
 from __future__ import annotations
@@ -51,12 +54,26 @@ def _stamp(bucket: datetime) -> int:
     return int(bucket.timestamp())
 
 
+class MissedUpdate(Exception):
+    """The state does not hold the reading stored before this one: it must be recomputed."""
+
+
 @dataclass
 class Reading:
     id: int
     unit_id: str
     temperature: float
     recorded_at: datetime
+    previous_id: int | None = None  # the unit's reading stored just before this one
+
+
+def _applies(reading: Reading, held: int) -> bool:
+    """Whether to add `reading` to a state holding the unit's readings up to id `held`."""
+    if reading.id <= held:
+        return False  # computed after the reading was committed: already in it
+    if held != (reading.previous_id or 0):
+        raise MissedUpdate(f"holds reading {held}, the unit's previous one is {reading.previous_id}")
+    return True
 
 
 @dataclass
@@ -69,8 +86,9 @@ class TrendState:
     buckets: dict[int, list] = field(default_factory=dict)
 
     def add(self, reading: Reading, now: datetime) -> bool:
-        """Apply one reading; False when it is already counted or outside the window."""
-        if reading.id <= self.max_id or reading.recorded_at < window_start(now):
+        """Apply one reading; False when it is already counted or outside the window. Raises
+        MissedUpdate when the state lacks the unit's previous reading."""
+        if not _applies(reading, self.max_id) or reading.recorded_at < window_start(now):
             return False
         stamp = _stamp(bucket_of(reading.recorded_at))
         entry = self.buckets.get(stamp)
@@ -119,7 +137,7 @@ class ComplianceState:
     buckets: dict[int, list] = field(default_factory=dict)
 
     def add(self, reading: Reading, temp_min: float, temp_max: float, now: datetime) -> bool:
-        if reading.id <= self.max_ids.get(reading.unit_id, 0) or reading.recorded_at < window_start(now):
+        if not _applies(reading, self.max_ids.get(reading.unit_id, 0)) or reading.recorded_at < window_start(now):
             return False
         entry = self.buckets.setdefault(_stamp(bucket_of(reading.recorded_at)), [0, 0])
         entry[0] += temp_min <= reading.temperature <= temp_max

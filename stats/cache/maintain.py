@@ -32,6 +32,10 @@ logger = logging.getLogger("stats.cache")
 ATTEMPTS = 3  # conflicts need two changes of one key within a round trip: rare, and then we invalidate
 
 
+class StaleState(Exception):
+    """Raised by an update whose state lacks an earlier change: the key is recomputed instead."""
+
+
 class Maintained(StrEnum):
     UPDATED = "updated"  # the new value is stored
     INVALIDATED = "invalidated"  # it was cached without a state (or kept conflicting): deleted
@@ -57,7 +61,13 @@ def maintain(key: CacheKey, update: Update) -> Maintained:
             if len(read) == 1:
                 outcome = Maintained.INVALIDATED if int(read[0]) else Maintained.ABSENT
                 break
-            updated = update(read[0], read[1])
+            try:
+                updated = update(read[0], read[1])
+            except StaleState:
+                with redis_call("invalidate") as client:
+                    scripts.run(client, scripts.DELETE_AND_BUMP, keys, [GENERATION_TTL_SECONDS])
+                outcome = Maintained.INVALIDATED
+                break
             if updated is None:  # expired, and not rebuildable from its state: computed on the next read
                 with redis_call("invalidate") as client:
                     scripts.run(client, scripts.DELETE_AND_BUMP, keys, [GENERATION_TTL_SECONDS])

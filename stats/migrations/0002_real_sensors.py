@@ -88,6 +88,11 @@ class Migration(migrations.Migration):
             field=models.FloatField(blank=True, null=True),
         ),
         migrations.AddField(
+            model_name='unit',
+            name='latest_reading_id',
+            field=models.BigIntegerField(blank=True, editable=False, null=True),
+        ),
+        migrations.AddField(
             model_name='temperaturereading',
             name='source',
             field=models.CharField(blank=True, db_default='', max_length=100),

@@ -49,7 +49,7 @@ def _every_event(org) -> list:
     device = factories.device(unit)
     alert = factories.alert(unit)
     return [
-        events.reading(unit, 4.0, unit.last_reading_at, 1),
+        events.reading(unit, factories.reading(unit, 4.0), None),
         events.readings_backfilled(unit, [timezone.now()]),
         events.unit_update(unit, "ok"),
         *(
@@ -107,7 +107,7 @@ def test_org_changed_is_sent_only_after_every_key_of_its_organization_is_deleted
         return await original(group, message)
 
     monkeypatch.setattr(layer, "group_send", group_send)
-    broadcast.emit([events.org_changed(org.id), events.reading(unit, 4.0, unit.last_reading_at, 1)])
+    broadcast.emit([events.org_changed(org.id), events.reading(unit, factories.reading(unit, 4.0), None)])
 
     assert seen == [(f"org.{org.id}", ["orgChanged", "reading"], 0)]
     assert redis_client.mget(others) == [OLD, OLD]

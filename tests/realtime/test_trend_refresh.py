@@ -49,7 +49,7 @@ def _fresh(unit) -> bytes:
 def test_a_reading_of_a_watched_unit_updates_its_trend_in_place_and_the_next_poll_is_a_hit(watched, redis_client):
     unit, client = watched
     now = timezone.now()
-    factories.reading(unit, 4.0, at=now)
+    first = factories.reading(unit, 4.0, at=now)
     before = client.get(_trends_url(unit)).json()["points"]
     assert [p["temperature"] for p in before] == [4.0]
 
@@ -58,7 +58,7 @@ def test_a_reading_of_a_watched_unit_updates_its_trend_in_place_and_the_next_pol
     generation_before = redis_client.get(f"dashmeta:gen:{key}")
     recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
     updated = metric("dashboard_cache_maintained_total", query_type="temperature:trends", outcome="updated")
-    broadcast.emit([events.reading(unit, 8.0, now, newest.id)])
+    broadcast.emit([events.reading(unit, newest, first.id)])
     assert metric("dashboard_cache_recompute_total", query_type="temperature:trends") == recomputes
     assert metric("dashboard_cache_maintained_total", query_type="temperature:trends", outcome="updated") == updated + 1
     assert redis_client.get(f"dashmeta:gen:{key}") != generation_before  # a computation in flight is refused
@@ -78,7 +78,7 @@ def test_a_reading_already_in_the_trend_is_not_counted_twice(watched, redis_clie
     now = timezone.now()
     newest = factories.reading(unit, 5.0, at=now)
     client.get(_trends_url(unit))  # computed with the reading in it
-    broadcast.emit([events.reading(unit, 5.0, now, newest.id)])
+    broadcast.emit([events.reading(unit, newest, None)])
     assert redis_client.get(_key(unit)) == _fresh(unit)
     assert [p["temperature"] for p in json.loads(redis_client.get(_key(unit)))["points"]] == [5.0]
 
@@ -89,7 +89,7 @@ def test_a_poll_that_misses_while_a_stateless_trend_is_recomputed_waits_for_it(w
     served the emitter's value and computes nothing itself."""
     unit, client = watched
     now = timezone.now()
-    factories.reading(unit, 4.0, at=now)
+    first = factories.reading(unit, 4.0, at=now)
     newest = factories.reading(unit, 8.0, at=now)
     key = _key(unit)
     assert cache.set(key, b'{"unitId":"old","points":[]}')
@@ -118,7 +118,7 @@ def test_a_poll_that_misses_while_a_stateless_trend_is_recomputed_waits_for_it(w
     monkeypatch.setattr(windowed, "trend_state", trend_state)
     served = metric("dashboard_cache_singleflight_wait_total", query_type="temperature:trends", outcome="served")
     recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
-    broadcast.emit([events.reading(unit, 8.0, now, newest.id)])
+    broadcast.emit([events.reading(unit, newest, first.id)])
     thread.join(5)
 
     assert answers == [redis_client.get(key)]
@@ -135,7 +135,7 @@ def test_a_reading_of_a_unit_nobody_cached_computes_nothing(watched, redis_clien
     unit, _ = watched
     newest = factories.reading(unit, 4.0, at=timezone.now() - timedelta(minutes=1))
     recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
-    broadcast.emit([events.reading(unit, 4.0, timezone.now(), newest.id)])
+    broadcast.emit([events.reading(unit, newest, None)])
     assert metric("dashboard_cache_recompute_total", query_type="temperature:trends") == recomputes
     assert redis_client.keys("dashboard:*") == []
 
@@ -146,7 +146,7 @@ def test_a_refresh_that_fails_leaves_the_key_deleted_and_the_event_still_goes_ou
     assert cache.set(key, b'{"unitId":"old","points":[]}')  # no state: the reading's update recomputes
     errors = metric("dashboard_broadcast_errors_total", stage="update")
     sent = metric("dashboard_events_sent_total", event="reading")
-    event = events.reading(unit, 4.0, timezone.now(), 1)
+    event = events.reading(unit, factories.reading(unit, 4.0), None)
     unit_id, org_id = unit.id, unit.organization_id
     unit.delete()  # the recompute's unit lookup now fails: UnitNotFound
     broadcast.emit([event])
@@ -154,3 +154,20 @@ def test_a_refresh_that_fails_leaves_the_key_deleted_and_the_event_still_goes_ou
     assert metric("dashboard_events_sent_total", event="reading") == sent + 1
     assert redis_client.get(cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id)) is None
     assert cache.is_enabled()
+
+
+def test_a_trend_that_missed_an_update_is_recomputed_not_updated(watched, redis_client):
+    """A reading whose unit's previous reading is not in the state (its update was lost: a Redis
+    failover, a failed write) makes the trend be recomputed from the database: exact again."""
+    unit, client = watched
+    now = timezone.now()
+    first = factories.reading(unit, 4.0, at=now)
+    client.get(_trends_url(unit))  # the state holds `first`
+    lost = factories.reading(unit, 10.0, at=now)  # its update never reached Redis
+    newest = factories.reading(unit, 7.0, at=now)
+    recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
+    broadcast.emit([events.reading(unit, newest, lost.id)])
+    assert metric("dashboard_cache_recompute_total", query_type="temperature:trends") == recomputes + 1
+    assert redis_client.get(_key(unit)) == _fresh(unit)
+    assert [p["temperature"] for p in json.loads(redis_client.get(_key(unit)))["points"]] == [7.0]
+    assert first.id < lost.id < newest.id

@@ -58,6 +58,7 @@ def test_a_hit_near_expiry_is_served_and_the_value_recomputed_in_the_background(
     assert response.status_code == 200
     assert metric("dashboard_cache_miss_total", query_type="stats") == misses  # served from the cache
     assert _wait_for(lambda: redis_client.ttl(key) > 50)  # recomputed and stored again, before expiry
+    assert _wait_for(lambda: not ahead.refresher._pending)
     assert metric("dashboard_cache_recompute_total", query_type="stats") == recomputes + 1
     assert metric("dashboard_cache_refresh_ahead_total", query_type="stats", outcome="refreshed") >= 1
 
