@@ -13,6 +13,9 @@ from .admin_inspector import CacheInspectorMixin
 from .models import Alert, Membership, Organization, Site, TemperatureReading, Unit
 from .signals import organization_edited
 
+# The admin index links the cache inspector (see admin_inspector), not only the organizations list.
+admin.site.index_template = "admin/stats/index.html"
+
 
 class AnnouncingAdmin(admin.ModelAdmin):
     """An edit or deletion made here changes what dashboards show in a way no event describes

@@ -1,5 +1,7 @@
-"""The Django admin's cache inspector: `dashboard:*` keys by organization and query type, with
-TTL, size and value; delete one key or invalidate an organization; hit/miss/error counters.
+"""The Django admin's cache inspector: each query type's policy from the catalogue; hits, misses and
+errors summed over every process of the host; the organizations, searched and paged, each with
+its number of cached keys; one organization's keys (through its index) with TTL, size and value;
+delete a key, invalidate an organization; find and sweep keys whose organization no longer exists.
 
 Read-only for staff who may view organizations; changing the cache needs
 `stats.change_organization` (the same permission as the "Invalidate dashboard cache" action).
@@ -9,44 +11,34 @@ Every Redis access goes through `stats.cache`, so a dead Redis shows as "unavail
 from __future__ import annotations
 
 import json
+import os
 import uuid
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import URLPattern, path, reverse
-from prometheus_client import REGISTRY
+from prometheus_client import REGISTRY, CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 
-from . import cache, services
+from . import cache, queries, services
 from .models import Organization
 
 INSPECTOR_URL_NAME = "stats_cache_inspector"
-UNKNOWN_ORG = "(unknown organization)"
+ORGS_PER_PAGE = 25
 
 
 @dataclass(frozen=True)
 class CacheEntry:
     key: cache.CacheKey
-    query_type: str
-    unit_id: str | None
     ttl: int | None
     size: int
     value: str  # pretty-printed JSON, or the raw text when it is not JSON
-
-
-@dataclass
-class OrgGroup:
-    org_id: str
-    name: str
-    by_query_type: dict[str, list[CacheEntry]] = field(default_factory=dict)
-
-    @property
-    def key_count(self) -> int:
-        return sum(len(entries) for entries in self.by_query_type.values())
 
 
 @dataclass(frozen=True)
@@ -69,76 +61,86 @@ def _pretty(raw: bytes) -> str:
         return text
 
 
-def cache_entry_read(*, key: cache.CacheKey) -> CacheEntry | None:
-    """One key's TTL, size and value through stats.cache; None when it expired meanwhile."""
-    raw = cache.get(key)
-    if raw is None:
-        return None
-    return CacheEntry(
-        key=key,
-        query_type=key.query_type,
-        unit_id=key.unit_id,
-        ttl=cache.ttl_of(key),
-        size=len(raw),
-        value=_pretty(raw),
-    )
+def policies() -> list[dict[str, object]]:
+    """The catalogue, as the inspector shows it."""
+    return [
+        {
+            "name": query.name,
+            "path": query.path,
+            "scope": str(query.scope),
+            "ttl": query.ttl_seconds(),
+            "lead": query.lead_seconds(),
+            "fast_path": query.fast_path,
+            "effects": [(change.name, str(effect)) for change, effect in query.effects.items()]
+            + [(queries.ORG_CHANGED.name, str(queries.Effect.INVALIDATE))],
+        }
+        for query in queries.cached()
+    ]
 
 
-def cache_groups_read() -> list[OrgGroup] | None:
-    """Cached dashboard keys grouped by organization, then query type; None when Redis fails."""
-    keys = cache.scan_keys()
+def org_entries_read(*, org_id: uuid.UUID) -> list[CacheEntry] | None:
+    """One organization's cached keys, found through its index, with TTL, size and value."""
+    keys = cache.inspect.org_keys(org_id)
     if keys is None:
         return None
-    parsed = [key for raw in keys if (key := cache.parse_dashboard_key(raw)) is not None]
-    entries = [entry for key in parsed if (entry := cache_entry_read(key=key)) is not None]
-    org_ids = {entry.key.org_id for entry in entries}
-    names = {
-        str(org_id): name
-        for org_id, name in Organization.objects.filter(id__in=[o for o in org_ids if _is_uuid(o)]).values_list(
-            "id", "name"
-        )
-    }
-    grouped: dict[str, dict[str, list[CacheEntry]]] = defaultdict(lambda: defaultdict(list))
-    for entry in entries:
-        grouped[entry.key.org_id or ""][entry.query_type].append(entry)
-    groups = [
-        OrgGroup(org_id=org_id, name=names.get(org_id, UNKNOWN_ORG), by_query_type=dict(sorted(kinds.items())))
-        for org_id, kinds in grouped.items()
-    ]
-    return sorted(groups, key=lambda group: (group.name, group.org_id))
+    entries = []
+    for key in keys:
+        raw = cache.get(key)
+        if raw is not None:  # expired meanwhile
+            entries.append(CacheEntry(key, cache.ttl_of(key), len(raw), _pretty(raw)))
+    return entries
 
 
-def _is_uuid(value: str | None) -> bool:
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
+def _registry() -> tuple[CollectorRegistry, str]:
+    """Every process's metrics when several serve this host (PROMETHEUS_MULTIPROC_DIR), else this
+    process's: the inspector's page is served by one of them."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        return REGISTRY, "this process"
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry, path=directory)
+    return registry, "every process of this host"
 
 
-def _samples(metric_name: str, label: str) -> dict[str, float]:
+def _samples(registry: CollectorRegistry, metric_name: str, label: str) -> dict[str, float]:
     values: dict[str, float] = {}
-    for family in REGISTRY.collect():
+    for family in registry.collect():
         for sample in family.samples:
             if sample.name == metric_name and label in sample.labels:
                 values[sample.labels[label]] = values.get(sample.labels[label], 0.0) + sample.value
     return values
 
 
-def cache_counters_read() -> tuple[list[QueryTypeCounts], dict[str, float]]:
-    """Hits and misses by query type, errors by operation, from this process's registry."""
-    hits = _samples("dashboard_cache_hit_total", "query_type")
-    misses = _samples("dashboard_cache_miss_total", "query_type")
+def cache_counters_read() -> tuple[list[QueryTypeCounts], dict[str, float], str]:
+    """Hits and misses by query type, errors by operation, and whose counters they are."""
+    registry, scope = _registry()
+    hits = _samples(registry, "dashboard_cache_hit_total", "query_type")
+    misses = _samples(registry, "dashboard_cache_miss_total", "query_type")
     by_type = [
         QueryTypeCounts(query_type=name, hits=hits.get(name, 0.0), misses=misses.get(name, 0.0))
         for name in sorted(set(hits) | set(misses))
     ]
-    return by_type, dict(sorted(_samples("dashboard_cache_error_total", "operation").items()))
+    return by_type, dict(sorted(_samples(registry, "dashboard_cache_error_total", "operation").items())), scope
 
 
-def _dashboard_key(raw: str) -> cache.CacheKey | None:
-    """`raw` if it is a well-formed dashboard key (so the form cannot delete sessions etc.)."""
-    return cache.parse_dashboard_key(raw)
+def orphans_read() -> list[dict[str, object]] | None:
+    """Organizations that have cached keys in Redis and no longer exist in the database."""
+    indexed = cache.inspect.indexed_orgs()
+    if indexed is None:
+        return None
+    valid = [org for org in indexed if _is_uuid(org)]
+    known = {str(pk) for pk in Organization.objects.filter(id__in=valid).values_list("id", flat=True)}
+    gone = [org for org in valid if org not in known]
+    counts = cache.inspect.org_key_counts(gone) or {}
+    return [{"org_id": org, "keys": counts.get(org, 0)} for org in gone]
+
+
+def _is_uuid(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
 
 
 class CacheInspectorMixin:
@@ -159,43 +161,65 @@ class CacheInspectorMixin:
             return self._cache_inspector_post(request)
         if request.method != "GET":
             return HttpResponse(status=405)
-        counters, errors = cache_counters_read()
+        counters, errors, counted_in = cache_counters_read()
+        search = request.GET.get("q", "").strip()[:100]
+        orgs = Organization.objects.order_by("name", "id")
+        if search:
+            orgs = orgs.filter(Q(name__icontains=search) | Q(slug__icontains=search))
+        page = Paginator(orgs.values("id", "name", "slug"), ORGS_PER_PAGE).get_page(request.GET.get("page"))
+        counts = cache.inspect.org_key_counts([str(org["id"]) for org in page])
+        selected = self._selected_org(request)
         context = {
             **model_admin.admin_site.each_context(request),
             "title": "Dashboard cache",
             "opts": model_admin.model._meta,
-            "groups": cache_groups_read(),
+            "policies": policies(),
             "counters": counters,
             "errors": errors,
+            "counted_in": counted_in,
+            "search": search,
+            "page": page,
+            "orgs": [{**org, "id": str(org["id"]), "keys": (counts or {}).get(str(org["id"]))} for org in page],
+            "redis_down": counts is None,
+            "selected": selected,
+            "entries": org_entries_read(org_id=selected.id) if selected else None,
+            "orphans": orphans_read() if request.GET.get("orphans") else None,
             "can_change": can_change,
-            "ttl_seconds": cache.ttl_seconds(),
             "cache_enabled": cache.is_enabled(),
         }
         return TemplateResponse(request, "admin/stats/cache_inspector.html", context)
 
+    @staticmethod
+    def _selected_org(request: HttpRequest) -> Organization | None:
+        raw = request.GET.get("org", "")
+        return Organization.objects.filter(id=raw).first() if _is_uuid(raw) else None
+
     def _cache_inspector_post(self, request: HttpRequest) -> HttpResponse:
         model_admin: admin.ModelAdmin = self  # type: ignore[assignment]
         action = request.POST.get("action")
+        back = reverse(f"{model_admin.admin_site.name}:{INSPECTOR_URL_NAME}")
         if action == "delete_key":
-            key = _dashboard_key(request.POST.get("key", ""))
+            key = cache.parse_dashboard_key(request.POST.get("key", ""))
             if key is None:
                 return HttpResponseBadRequest("not a dashboard cache key")
             if cache.delete(key):
                 model_admin.message_user(request, f"Deleted {key}")
             else:
                 model_admin.message_user(request, f"Redis unavailable: {key} not deleted", messages.ERROR)
-        elif action == "invalidate_org":
+            return redirect(f"{back}?org={key.org_id}")
+        if action in ("invalidate_org", "sweep_orphan"):
             try:
                 org_id = uuid.UUID(request.POST.get("org_id", ""))
             except ValueError:
                 return HttpResponseBadRequest("org_id must be a UUID")
             org = Organization.objects.filter(id=org_id).first()
-            label = org.name if org else str(org_id)
+            if action == "sweep_orphan" and org is not None:
+                return HttpResponseBadRequest("that organization exists: invalidate it instead")
+            label = org.name if org else f"orphaned {org_id}"
             deleted = services.org_invalidate(org_id=org_id, sweep=True)
             if deleted is None:
                 model_admin.message_user(request, f"Redis unavailable: {label} not invalidated", messages.ERROR)
             else:
                 model_admin.message_user(request, f"Invalidated {label}: {deleted} key(s) deleted")
-        else:
-            return HttpResponseBadRequest("unknown action")
-        return redirect(reverse(f"{model_admin.admin_site.name}:{INSPECTOR_URL_NAME}"))
+            return redirect(back if org is None else f"{back}?org={org_id}")
+        return HttpResponseBadRequest("unknown action")

@@ -13,7 +13,7 @@ once per outage, and turned into "no cache": the caller then reads the database.
 What each query type is (scope, TTL, what changes it) is the catalogue's: `stats.queries`.
 """
 
-from . import ahead, keys, metrics
+from . import ahead, inspect, keys, metrics
 from .ahead import refresh_ahead
 from .boundary import (
     BREAKER_FAILURE_THRESHOLD,
@@ -53,7 +53,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BREAKER_FAILURE_THRESHOLD", "KEY_NAMESPACE", "META_NAMESPACE", "CacheKey", "CacheUnavailable", "InvalidKeyPart",
-    "Maintained", "StaleState", "ahead", "maintain", "metrics", "refresh_ahead",
+    "Maintained", "StaleState", "ahead", "inspect", "maintain", "metrics", "refresh_ahead",
     "QueryType", "SessionRead", "cache_key", "count_hits", "delete", "get", "guarded", "health_check", "index_key",
     "invalidate_keys", "invalidate_keys_present", "invalidate_org", "is_enabled", "lock_key", "log_startup",
     "make_key", "near_forget", "org_pattern", "parse_dashboard_key", "principal_key", "read_ahead",
