@@ -94,6 +94,29 @@ def headline_rounds(floor_server, server, paths, cookie, profile, tool) -> list[
     return rounds
 
 
+def median_ratios(rounds: list[dict[str, object]]) -> dict[str, float]:
+    """The headline's two ratios: the medians over the rounds (a failed round counts as the worst)."""
+    return {
+        "cachedOverFloorRps": statistics.median(r["cachedOverFloorRps"] or 0 for r in rounds),
+        "cachedOverFloorP99": statistics.median(r["cachedOverFloorP99"] or 99 for r in rounds),
+    }
+
+
+def print_rounds(title: str, rounds: list[dict[str, object]], headline: dict[str, object]) -> None:
+    """The interleaved floor/cached rounds, one row each, and their medians."""
+    common.table(
+        title,
+        ["round", "order", "floor req/s", "cached req/s", "floor P99 ms", "cached P99 ms", "cached/floor req/s",
+         "cached/floor P99"],
+        [
+            [r["round"], r["order"], r["floorRps"], r["cachedRps"], r["floorP99"], r["cachedP99"],
+             r["cachedOverFloorRps"], r["cachedOverFloorP99"]]
+            for r in rounds
+        ]
+        + [["median", "", None, None, None, None, headline["cachedOverFloorRps"], headline["cachedOverFloorP99"]]],
+    )  # fmt: skip
+
+
 def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
     orgs = common.load_orgs()
     stats_paths = [f"/api/orgs/{org.id}/stats" for org in orgs]
@@ -180,24 +203,17 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
         ],
     )  # fmt: skip
     headline = {
-        "cachedOverFloorRps": statistics.median(r["cachedOverFloorRps"] or 0 for r in rounds),
-        "cachedOverFloorP99": statistics.median(r["cachedOverFloorP99"] or 99 for r in rounds),
+        **median_ratios(rounds),
         "cachedOverCacheOffRps": common.ratio(
             statistics.median(r["cachedRps"] for r in rounds), get("gunicorn", "cache-off", 50)["rps"]
         ),
     }
-    common.table(
+    print_rounds(
         f"dashboard headline: gunicorn at 50 conns, floor and cached interleaved in {len(rounds)} rounds"
         " (targets on the medians)",
-        ["round", "order", "floor req/s", "cached req/s", "floor P99 ms", "cached P99 ms", "cached/floor req/s",
-         "cached/floor P99"],
-        [
-            [r["round"], r["order"], r["floorRps"], r["cachedRps"], r["floorP99"], r["cachedP99"],
-             r["cachedOverFloorRps"], r["cachedOverFloorP99"]]
-            for r in rounds
-        ]
-        + [["median", "", None, None, None, None, headline["cachedOverFloorRps"], headline["cachedOverFloorP99"]]],
-    )  # fmt: skip
+        rounds,
+        headline,
+    )
     targets = {
         "cachedOverFloorRps>=0.60": headline["cachedOverFloorRps"] >= 0.60,
         "cachedOverFloorP99<=2.0": headline["cachedOverFloorP99"] <= 2.0,

@@ -12,10 +12,8 @@ browser does; nginx opens a new connection to a sync worker for every request.
 
 from __future__ import annotations
 
-import statistics
-
 from bench import common, servers
-from bench.dashboard import headline_rounds
+from bench.dashboard import headline_rounds, median_ratios, print_rounds
 
 
 def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
@@ -31,24 +29,17 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
     misses = servers.dashboard_delta(after, before, "dashboard_cache_miss_total")
     served = servers.delta(after, before, 'dashboard_fast_path_requests_total{outcome="served"}')
     headline = {
-        "cachedOverFloorRps": statistics.median(r["cachedOverFloorRps"] or 0 for r in rounds),
-        "cachedOverFloorP99": statistics.median(r["cachedOverFloorP99"] or 99 for r in rounds),
+        **median_ratios(rounds),
         "hitRate": round(hits / (hits + misses), 4) if hits + misses else None,
         "fastPathServed": served,
     }
-    common.table(
+    print_rounds(
         f"proxy: GET /api/orgs/<id>/stats through nginx (TLS) -> gunicorn ({workers} sync workers) over"
         f" {len(orgs)} orgs vs the floor behind the same proxy, 50 conns, {len(rounds)} interleaved rounds"
         f" ({tool}, {profile['duration']}s each; targets on the medians: req/s >= 0.60, P99 <= 2.0)",
-        ["round", "order", "floor req/s", "cached req/s", "floor P99 ms", "cached P99 ms", "cached/floor req/s",
-         "cached/floor P99"],
-        [
-            [r["round"], r["order"], r["floorRps"], r["cachedRps"], r["floorP99"], r["cachedP99"],
-             r["cachedOverFloorRps"], r["cachedOverFloorP99"]]
-            for r in rounds
-        ]
-        + [["median", "", None, None, None, None, headline["cachedOverFloorRps"], headline["cachedOverFloorP99"]]],
-    )  # fmt: skip
+        rounds,
+        headline,
+    )
     print(f"   hit rate {headline['hitRate']}, fast path served {served:.0f} requests", flush=True)
     targets = {
         "cachedOverFloorRps>=0.60": headline["cachedOverFloorRps"] >= 0.60,

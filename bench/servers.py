@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 
 from bench import env
 from bench.client import unverified_tls
+from ops.children import process_tree
 
 PROJECT_WSGI = "dashboard_project.wsgi:application"
 PROJECT_ASGI = "dashboard_project.asgi:application"
@@ -186,14 +187,6 @@ def _stop(process: subprocess.Popen) -> None:
         process.wait(timeout=5)
 
 
-def _tree(pid: int) -> list[int]:
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return [pid]
-    return [pid, *(p for child in children for p in _tree(int(child)))]
-
-
 def cpu_seconds(server: Server) -> float:
     """CPU time (user + system) used so far by the server's processes, workers included.
 
@@ -201,7 +194,7 @@ def cpu_seconds(server: Server) -> float:
     """
     ticks = os.sysconf("SC_CLK_TCK")
     total = 0
-    for pid in _tree(server.process.pid):
+    for pid in process_tree(server.process.pid):
         try:
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:

@@ -135,3 +135,12 @@ class Supervisor:
                     print(f"serve: killed what {child.name} left running", file=sys.stderr, flush=True)
                 except ProcessLookupError:
                     pass
+
+
+def process_tree(pid: int) -> list[int]:
+    """A process and its descendants, from /proc."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return [pid]
+    return [pid, *(p for child in children for p in process_tree(int(child)))]

@@ -94,8 +94,19 @@ class DeviceAdmin(AnnouncingAdmin):
         UnclaimedDevice.objects.filter(dev_eui=obj.dev_eui).delete()
 
 
+class ReceivedAdmin(admin.ModelAdmin):
+    """What arrived from The Things Stack: read-only rows, named by their device's model."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    @admin.display(description="model", ordering="model_id")
+    def model_name(self, received: KeptUplink | UnclaimedDevice) -> str:
+        return f"{received.brand_id}/{received.model_id}" if received.model_id else "–"
+
+
 @admin.register(KeptUplink)
-class KeptUplinkAdmin(admin.ModelAdmin):
+class KeptUplinkAdmin(ReceivedAdmin):
     list_display = ["received_at", "dev_eui", "organization", "outcome", "model_name", "reason"]
     list_filter = ["outcome", "organization", "brand_id"]
     search_fields = ["dev_eui", "model_id", "reason"]
@@ -103,13 +114,6 @@ class KeptUplinkAdmin(admin.ModelAdmin):
     exclude = ["body"]
     actions = ["reprocess"]
     show_full_result_count = False
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    @admin.display(description="model", ordering="model_id")
-    def model_name(self, kept: KeptUplink) -> str:
-        return f"{kept.brand_id}/{kept.model_id}" if kept.model_id else "–"
 
     @admin.display(description="uplink as received")
     def raw(self, kept: KeptUplink) -> str:
@@ -127,7 +131,7 @@ class KeptUplinkAdmin(admin.ModelAdmin):
 
 
 @admin.register(UnclaimedDevice)
-class UnclaimedDeviceAdmin(admin.ModelAdmin):
+class UnclaimedDeviceAdmin(ReceivedAdmin):
     list_display = ["dev_eui", "organization", "model_name", "uplinks", "first_seen_at", "last_seen_at", "register"]
     list_filter = ["organization", "brand_id"]
     search_fields = ["dev_eui", "model_id"]
@@ -135,13 +139,6 @@ class UnclaimedDeviceAdmin(admin.ModelAdmin):
         "organization", "dev_eui", "brand_id", "model_id", "uplinks", "first_seen_at", "last_seen_at", "payload",
     ]  # fmt: skip
     exclude = ["last_payload"]
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    @admin.display(description="model", ordering="model_id")
-    def model_name(self, device: UnclaimedDevice) -> str:
-        return f"{device.brand_id}/{device.model_id}" if device.model_id else "–"
 
     @admin.display(description="last decoded payload")
     def payload(self, device: UnclaimedDevice) -> str:

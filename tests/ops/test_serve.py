@@ -16,6 +16,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
+from ops.children import process_tree
 from tests import topology as serve
 from tests.services import port_open
 from tests.topology import WAIT_SECONDS, sign_in, value
@@ -117,14 +118,6 @@ def test_metrics_sum_every_process_and_the_websocket_takes_the_pages_https_origi
     topology.wait_for_metric("dashboard_websocket_connections", 0)  # the closed socket leaves the count
 
 
-def _tree(pid: int) -> list[int]:
-    try:
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-    except OSError:
-        return [pid]
-    return [pid, *(p for child in children for p in _tree(int(child)))]
-
-
 def _alive(pid: int) -> bool:
     try:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
@@ -145,7 +138,7 @@ def test_every_process_stops_together_and_cleanly_on_a_signal(signum, to_group, 
             sign_in(client, running.url)
             org_id = client.get("/api/orgs/").json()["organizations"][0]["id"]
             cookie = {"Cookie": f"sessionid={client.cookies['sessionid']}"}
-        processes = _tree(running.process.pid)
+        processes = process_tree(running.process.pid)
         # serve, nginx (master, workers), gunicorn (master, 2 workers), daphne, the sweep
         assert len(processes) >= 1 + 2 + 3 + 1 + 1, processes
         ws_url = f"wss://127.0.0.1:{running.port}/ws/orgs/{org_id}/"
