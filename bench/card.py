@@ -13,11 +13,13 @@ request; never used outside the bench.
 from __future__ import annotations
 
 import time
+import types
 import uuid
 from collections.abc import Callable, Sequence
 
 from django.apps import AppConfig
 from django.core.cache import caches
+from django.core.exceptions import ImproperlyConfigured
 
 
 def _fill(key: str, query_type: str, compute: Callable[[], bytes]) -> bytes:
@@ -55,6 +57,18 @@ def _emit(events: Sequence) -> None:
     broadcast.EMIT_SECONDS.observe(time.perf_counter() - started)
 
 
+def _looks_up(function: Callable, name: str) -> bool:
+    """Whether `function` (or a function nested in it) reads the module global `name`: a
+    replaced global only takes effect where the code looks it up when it runs."""
+    codes = [function.__code__]
+    while codes:
+        code = codes.pop()
+        if name in code.co_names:
+            return True
+        codes += [const for const in code.co_consts if isinstance(const, types.CodeType)]
+    return False
+
+
 class CardDesign(AppConfig):
     name = "bench"
     label = "bench_card"
@@ -64,6 +78,23 @@ class CardDesign(AppConfig):
         from realtime import broadcast
         from stats import cache
 
+        # The project's code may have moved on: then the servers refuse to start (the peers
+        # scenario prints why) rather than measure the project's own design under this name.
+        for module, caller, name in (
+            (cache, "read_through", "_fill"),
+            (broadcast, "emit_on_commit", "emit"),
+            (cache, "_take_token", "STALE_SET_PROTECTION"),
+        ):
+            if not hasattr(module, name) or not _looks_up(getattr(module, caller, lambda: None), name):
+                raise ImproperlyConfigured(
+                    f"bench/card.py: {module.__name__}.{caller} no longer goes through {name}; update the variant"
+                )
+        used = {cache: ("_compute", "_redis", "CacheUnavailable", "ttl_seconds", "org_pattern", "CACHE_INVALIDATIONS",
+                        "CACHE_KEYS_DELETED"), broadcast: ("_send", "BROADCAST_ERRORS", "EMIT_SECONDS")}  # fmt: skip
+        missing = [f"{module.__name__}.{name}" for module, names in used.items() for name in names
+                   if not hasattr(module, name)]  # fmt: skip
+        if missing:
+            raise ImproperlyConfigured(f"bench/card.py uses what is gone: {', '.join(missing)}; update the variant")
         cache.STALE_SET_PROTECTION = False
         cache._fill = _fill
         broadcast.emit = _emit

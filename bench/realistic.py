@@ -104,7 +104,11 @@ def day(
             raise RuntimeError("bench.dayload failed during its preroll")
         time.sleep(warmup)
         before, ingest_before = servers.metrics(dash), servers.metrics(ingest)
-        out, _ = process.communicate(timeout=profile["realisticSeconds"] + warmup + 120)
+        try:
+            out, _ = process.communicate(timeout=profile["realisticSeconds"] + warmup + 120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise RuntimeError("bench.dayload did not finish within two minutes of the day's end") from None
         after, ingest_after = servers.metrics(dash), servers.metrics(ingest)
     if process.returncode:
         raise RuntimeError(f"bench.dayload failed with exit code {process.returncode}")
