@@ -21,6 +21,12 @@ $(BIN)/.installed-test: $(BIN)/.installed pyproject.toml
 	$(BIN)/pip check
 	touch $@
 
+# The benchmark's peers (bench/peers.py) beside the test tools.
+$(BIN)/.installed-bench: $(BIN)/.installed-test pyproject.toml
+	$(BIN)/pip install -q -e '.[test,bench]'
+	$(BIN)/pip check
+	touch $@
+
 # `demo` with a private Redis when none answers at REDIS_URL (ops/demo-redis.sh).
 run: $(BIN)/.installed
 	@ops/demo-redis.sh $(BIN)/python $(MAKE) --no-print-directory demo
@@ -52,7 +58,7 @@ test: $(BIN)/.installed-test
 	$(BIN)/python -m pytest
 
 # Benchmarks (bench/README.md): `make bench` is the quick profile; `make bench ARGS="--profile full"`.
-bench: $(BIN)/.installed-test
+bench: $(BIN)/.installed-bench
 	@command -v wrk >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq wrk >/dev/null 2>&1; } || \
 	  echo "wrk not installed: using the Python load generator (slower; see bench/README.md)"
 	$(BIN)/python -m bench $(ARGS)

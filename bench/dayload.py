@@ -17,7 +17,9 @@ card (dashboard.js paints readings and unit updates from the event). The simulat
 Excursions: every tenth unit leaves its range for 3 minutes in every 60 (its own phase), which
 drives the state machine through excursion -> restoring -> ok and its invalidations.
 Before the clock starts, every device posts one in-range reading and every trend is loaded
-once (see preroll). Prints
+once (see preroll). With `--check-port` (a server of the same settings as `--dash-port`) and
+`--oracle-port` (the same code, every cache off), answered uplinks are also followed by the
+stale-answer check of bench/freshness.py. Prints
 PREROLL_DONE, then one JSON line with what happened after the warm-up.
 """
 
@@ -34,6 +36,7 @@ import time
 from bench import common
 from bench.client import Connection
 from bench.eventlat import connect_dashboard
+from bench.freshness import Checker
 from bench.loadgen import summarize
 
 UPLINK_SENDERS = 8
@@ -172,6 +175,9 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
         await follower
 
     devices = [(org, k) for k in range(max(len(o.units) for o in orgs)) for org in orgs if k < len(org.units)]
+    checker = None
+    if args.check_port:
+        checker = Checker(check_port=args.check_port, oracle_port=args.oracle_port, cookie=args.cookie)
     queue: asyncio.Queue[int] = asyncio.Queue()
 
     async def schedule() -> None:
@@ -189,6 +195,8 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
     async def sender() -> None:
         conn = Connection("127.0.0.1", args.ingest_port, headers={"Content-Type": "application/json"})
         while (n := await queue.get()) >= 0:
+            if time.perf_counter() >= stop_at:
+                continue  # a backlog left at the end is not measured: a server that fell behind must not hold the run
             org, k = devices[n % len(devices)]
             due = started + n / args.uplink_rate
             now = time.time()
@@ -200,16 +208,20 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
             sent = time.perf_counter()
             response = await conn.request("POST", "/api/webhooks/ttn", body=body,
                                           headers={"X-Webhook-Secret": org.secret})  # fmt: skip
+            if checker is not None and response.status == 200:
+                checker.uplink_answered(org, org.units[k])
             if sent >= measure_from:
                 uplinks.append(time.perf_counter() - sent)
                 lag.append(sent - due)
                 uplink_statuses[str(response.status)] = uplink_statuses.get(str(response.status), 0) + 1
         conn.close()
 
+    checking = [checker.run(measure_from=measure_from, stop_at=stop_at)] if checker else []
     await asyncio.gather(
-        schedule(), *(sender() for _ in range(UPLINK_SENDERS)), *(dashboard(i) for i in range(args.clients))
+        schedule(), *(sender() for _ in range(UPLINK_SENDERS)), *(dashboard(i) for i in range(args.clients)), *checking
     )
     return {
+        **({"freshness": checker.counts} if checker else {}),
         "loadLatency": summarize(loads, args.duration),
         "loadErrors": load_errors,
         "eventsReceived": events_received[0],
@@ -233,7 +245,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--uplink-rate", type=float, required=True, help="uplinks per second, all devices")
     parser.add_argument("--f-cnt-base", type=int, default=0, help="first frame counter (distinct per run)")
+    parser.add_argument("--check-port", type=int, help="stale-answer check through this server (bench/freshness.py)")
+    parser.add_argument("--oracle-port", type=int, help="the check's fresh computations: this server, caches off")
     args = parser.parse_args(argv)
+    if bool(args.check_port) != bool(args.oracle_port):
+        parser.error("--check-port and --oracle-port go together")
     with open(args.orgs_file) as handle:
         orgs = common.orgs_from_json(handle.read())
     json.dump(asyncio.run(run(args, orgs)), sys.stdout)

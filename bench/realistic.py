@@ -8,16 +8,21 @@ webhook's own queries out of the dashboard server's django_db_execute_total, so
 dashboard server's /metrics deltas over the measured window:
   hit rate           dashboard_cache_hit_total / (hit + miss), authorization lookups excluded
   queries per load   django_db_execute_total / (dashboard requests / 5), refetches included
-The clients (bench/dayload.py) run in their own process.
+The clients (bench/dayload.py) run in their own process. `day()` is one such run for any server
+settings; the peers scenario (bench/peers.py) runs it once per contender, with the stale-answer
+check (bench/freshness.py).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bench import common, dataset, env, servers
 from bench.servers import PROJECT_ASGI, PROJECT_WSGI
@@ -25,6 +30,7 @@ from bench.servers import PROJECT_ASGI, PROJECT_WSGI
 ENDPOINTS_PER_LOAD = 5
 TTL_SECONDS = 60  # CACHE_TTL_SECONDS's default (the card's)
 LONG_TTL_SECONDS = servers.PRODUCTION_TTL_SECONDS
+PEER_READS = "bench_peer_cache_reads_total"
 
 
 def _settle() -> None:
@@ -47,9 +53,32 @@ def _settle() -> None:
 def _one_run(
     *, cache: bool, profile: dict, workers: int, orgs: list[common.Org], f_cnt_base: int, ttl: int = TTL_SECONDS
 ) -> dict:
-    dataset.vacuum_updated()  # each of the three runs starts from the same table state
-    _settle()
     flags = {"CACHE_TTL_SECONDS": str(ttl)} if cache else {"CACHE_ENABLED": "0"}
+    result = day(flags=flags, profile=profile, workers=workers, orgs=orgs, f_cnt_base=f_cnt_base)
+    return {"cache": cache, "ttlSeconds": ttl if cache else None, **result}
+
+
+@contextmanager
+def _freshness_servers(check: bool, flags: dict[str, str]) -> Iterator[list[str]]:
+    """For the stale-answer check: the dayload arguments, and their two servers while it runs."""
+    if not check:
+        yield []
+        return
+    with (
+        servers.serve("check", "gunicorn", PROJECT_WSGI, workers=1, **flags) as checked,
+        servers.serve("oracle", "gunicorn", PROJECT_WSGI, workers=1, CACHE_ENABLED="0") as oracle,
+    ):
+        yield ["--check-port", str(checked.port), "--oracle-port", str(oracle.port)]
+
+
+def day(
+    *, flags: dict[str, str], profile: dict, workers: int, orgs: list[common.Org], f_cnt_base: int,
+    check_freshness: bool = False,
+) -> dict:  # fmt: skip
+    """One measured day with every server started with the environment `flags` (a cache setting,
+    a settings module); `check_freshness` adds the stale-answer check (bench/freshness.py)."""
+    dataset.vacuum_updated()  # each run starts from the same table state
+    _settle()
     units = sum(len(o.units) for o in orgs)
     uplink_rate = units / 60 * profile["uplinkScale"]
     warmup = max(5.0, profile["realisticSeconds"] / 6)
@@ -59,6 +88,7 @@ def _one_run(
         servers.serve("dash", "gunicorn", PROJECT_WSGI, workers=workers, **flags) as dash,
         servers.serve("ingest", "gunicorn", PROJECT_WSGI, workers=workers, **flags) as ingest,
         servers.serve("ws", "daphne", PROJECT_ASGI, **flags) as ws,
+        _freshness_servers(check_freshness, flags) as check_args,
     ):
         cookie = servers.login(dash)
         command = [
@@ -67,14 +97,18 @@ def _one_run(
             "--cookie", cookie,
             "--clients", str(profile["realisticClients"]), "--poll", str(profile["pollSeconds"]),
             "--duration", str(profile["realisticSeconds"]), "--warmup", str(warmup),
-            "--uplink-rate", f"{uplink_rate:.3f}", "--f-cnt-base", str(f_cnt_base),
+            "--uplink-rate", f"{uplink_rate:.3f}", "--f-cnt-base", str(f_cnt_base), *check_args,
         ]  # fmt: skip
         process = subprocess.Popen(command, cwd=env.ROOT, stdout=subprocess.PIPE, text=True)
         if process.stdout.readline().strip() != "PREROLL_DONE":
             raise RuntimeError("bench.dayload failed during its preroll")
         time.sleep(warmup)
         before, ingest_before = servers.metrics(dash), servers.metrics(ingest)
-        out, _ = process.communicate(timeout=profile["realisticSeconds"] + warmup + 120)
+        try:
+            out, _ = process.communicate(timeout=profile["realisticSeconds"] + warmup + 120)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise RuntimeError("bench.dayload did not finish within two minutes of the day's end") from None
         after, ingest_after = servers.metrics(dash), servers.metrics(ingest)
     if process.returncode:
         raise RuntimeError(f"bench.dayload failed with exit code {process.returncode}")
@@ -97,8 +131,6 @@ def _one_run(
         m = servers.delta(after, before, f'dashboard_cache_miss_total{{query_type="{qt}"}}')
         per_type[qt] = round(h / (h + m), 4) if h + m else None
     result = {
-        "cache": cache,
-        "ttlSeconds": ttl if cache else None,
         "uplinkRatePerSecond": round(uplink_rate, 2),
         "hitRate": round(hits / (hits + misses), 4) if hits + misses else None,
         "hitRateByQueryType": per_type,
@@ -123,6 +155,15 @@ def _one_run(
         },
         **clients,
     }
+    # A peer's count of its cache lookups inside the selectors (bench/peer_settings/counting.py).
+    peer_reads: dict[str, dict[str, float]] = {}
+    for name in after:
+        if name.startswith(PEER_READS + "{"):
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', name))
+            by_outcome = peer_reads.setdefault(labels["query_type"], {"hit": 0.0, "miss": 0.0})
+            by_outcome[labels["outcome"]] += servers.delta(after, before, name)
+    if peer_reads:
+        result["peerCacheReads"] = peer_reads
     # What invalidates organization-wide keys (a reading only changes its unit's trend).
     result["stateChanges"] = sum(n for name, n in result["eventsSentByType"].items() if name != "reading")
     return result

@@ -9,7 +9,7 @@ import json
 import sys
 from pathlib import Path
 
-from bench import env
+from bench import env, peers
 from bench.events import ROWS
 
 RESULTS_DIR = Path(sys.argv[1]) if len(sys.argv) > 1 else env.RESULTS_DIR
@@ -277,6 +277,10 @@ def render() -> str:
                 ],
             )  # fmt: skip
         )
+    if peers_run := _load("peers"):
+        parts.append(f"### 5. {peers.title(peers_run['profile'], peers_run['runs'])}")
+        parts.append(_table(peers.COLUMNS, peers.rows(peers_run["runs"])))
+        parts.append("\n".join(f"- {line}" for line in peers.notes(peers_run["runs"])))
     if profile := _load("profile"):
         parts.append(f"### py-spy, cached path under gunicorn ({profile['samples']} samples)")
         rows = [[name, round(100 * n / profile["samples"], 1)] for name, n in profile["own"][:15]]

@@ -1,6 +1,7 @@
 """The project's settings with one experimental change, named by BENCH_VARIANT (bench/variants.py).
 
-Used only to measure what a hot-path change would gain before proposing it; never in production.
+Used only to measure what a hot-path change would gain before proposing it, or (`card`) to run a
+design the project does not follow beside it; never in production.
 """
 
 from __future__ import annotations
@@ -8,7 +9,7 @@ from __future__ import annotations
 import os
 
 from dashboard_project.settings import *  # noqa: F403
-from dashboard_project.settings import MIDDLEWARE
+from dashboard_project.settings import INSTALLED_APPS, MIDDLEWARE
 
 VARIANT = os.environ.get("BENCH_VARIANT", "baseline")
 
@@ -28,6 +29,16 @@ elif VARIANT == "no-redis-round-trip":
     # the difference to the baseline is what keeping the tracked copies exact costs a hit (the
     # socket check for pushes, the lock). Not correct (never invalidated).
     MIDDLEWARE = ["bench.variant_settings.memoized_lane_reads", *MIDDLEWARE]
+elif VARIANT == "card":
+    # The cache as first specified (bench/card.py), for the peers scenario: no fast path, no
+    # tracked copies, and delete_pattern at django-redis's default SCAN batch.
+    CACHE_FAST_PATH = False
+    CACHE_NEAR_MAX_MB = 0
+    DJANGO_REDIS_SCAN_ITERSIZE = 10
+    INSTALLED_APPS = [*INSTALLED_APPS, "bench.card.CardDesign"]
+elif VARIANT == "no-in-place-updates":
+    # Readings update no cached value in place (the exactness test's switch): peers scenario.
+    INSTALLED_APPS = [*INSTALLED_APPS, "tests.switches.WithoutInPlaceUpdates"]
 elif VARIANT != "baseline":
     raise ValueError(f"unknown BENCH_VARIANT {VARIANT!r}")
 
