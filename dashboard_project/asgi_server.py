@@ -50,6 +50,17 @@ class GracefulServer(Server):
         self._ports.append(port)
         super().listen_success(port)
 
+    async def handle_reply(self, protocol: object, message: dict) -> None:
+        # A WebSocket the drain is closing takes no more events (autobahn raises on a send to a
+        # closing connection, failing the consumer): the page refetches everything on reconnect.
+        if (
+            message["type"] == "websocket.send"
+            and isinstance(protocol, WebSocketProtocol)
+            and protocol.state in (protocol.STATE_CLOSING, protocol.STATE_CLOSED)
+        ):
+            return
+        await super().handle_reply(protocol, message)
+
     def kill_all_applications(self) -> defer.Deferred:
         """Daphne's "before shutdown" trigger: drain, then cancel what outlived the grace period."""
         drained = defer.Deferred.fromFuture(asyncio.ensure_future(self._drain()))
@@ -69,7 +80,8 @@ class GracefulServer(Server):
             logger.info("Drained: every request answered, every WebSocket closed")
             return
         left = [d["application_instance"] for d in self.connections.values() if not _done(d)]
-        logger.warning("%d connection(s) still busy after the grace period: cancelling them", busy)
+        busy_ones = [p for p, d in self.connections.items() if "disconnected" not in d or not _done(d)]
+        logger.warning("Still busy after the grace period, cancelled: %s", ", ".join(map(repr, busy_ones)))
         for instance in left:
             instance.cancel()
         await asyncio.gather(*left, return_exceptions=True)

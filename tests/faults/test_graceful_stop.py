@@ -40,7 +40,7 @@ WEBSOCKETS = 3
 DASHBOARDS = 2
 STOP_TIMEOUT = 20.0  # the grace period (SHUTDOWN_GRACE_SECONDS, 8 s) and then some
 CLOSE_GOING_AWAY = 1001
-ALARMING = ("Traceback", "Fatal Python error", "Segmentation fault", "still busy after the grace period", "SIGKILL")
+ALARMING = ("Traceback", "Fatal Python error", "Segmentation fault", "Still busy after the grace period", "SIGKILL")
 STOPPING = "received: stopping"  # dashboard_project.shutdown logs it once per process
 
 
@@ -160,11 +160,12 @@ def _from_first_alarm(log: str) -> str:
 def _assert_clean(stops: list[Stop]) -> None:
     stored = set(TemperatureReading.objects.values_list("id", flat=True))
     alarming = [_from_first_alarm(s.log) for s in stops if _from_first_alarm(s.log)]
-    assert [s.returncode for s in stops] == [0] * len(stops), alarming
-    assert alarming == []
+    assert [s.returncode for s in stops] == [0] * len(stops), "\n=====\n".join(alarming)
+    assert not alarming, "\n=====\n".join(alarming)
     assert [s.first_status for s in stops] == [200] * len(stops)
     assert [(s.held_status, s.held_reading in stored) for s in stops] == [(200, True)] * len(stops)
-    assert all(code == CLOSE_GOING_AWAY for s in stops for code in s.close_codes), [s.close_codes for s in stops]
+    not_going_away = [f"{s.close_codes} {s.log[-3000:]}" for s in stops if set(s.close_codes) - {CLOSE_GOING_AWAY}]
+    assert not not_going_away, "\n=====\n".join(not_going_away)
     answered = [p for s in stops for p in s.answered]
     assert answered and [p.f_cnt for p in answered if p.body.get("readingId") not in stored] == []
 
