@@ -8,7 +8,9 @@ loop, and the process hung at exit, joining those threads forever. Here the firs
 SIGINT (`dashboard_project.shutdown.on_stop_signal`) starts a drain, before the reactor stops:
 1. the listening sockets close (new connections are refused; a restart can bind at once);
 2. every open WebSocket is closed with 1001 (going away): the page reconnects with backoff and
-   refetches everything once it is back (stats/static/stats/dashboard.js);
+   refetches everything once it is back (stats/static/stats/dashboard.js); its consumer leaves
+   the organization's group, then waits for its channel-layer receive, which channels_redis
+   does not cut short (its blocking pop, up to 5 s);
 3. requests in flight finish, and their connections close after the answer (`Connection: close`);
 4. what is still running after SHUTDOWN_GRACE_SECONDS is cancelled and awaited, as daphne does (a
    request in synchronous code finishes that part first: a thread cannot be interrupted).
