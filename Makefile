@@ -29,20 +29,12 @@ $(BIN)/.installed-bench: $(BIN)/.installed-test pyproject.toml
 
 # `demo` with a private Redis when none answers at REDIS_URL (ops/demo-redis.sh).
 run: $(BIN)/.installed
-	@ops/demo-redis.sh $(BIN)/python $(MAKE) --no-print-directory demo
+	@BIN=$(BIN) PORT=$(PORT) SIMULATE=$(SIMULATE) ops/demo-redis.sh $(BIN)/python bash ops/demo.sh
 
 # Serves on 127.0.0.1:$(PORT) with daphne; beside it the offline sweep and (SIMULATE=0 turns it
-# off) the TTN simulator, all stopped together with Ctrl-C.
+# off) the TTN simulator, all stopped together with Ctrl-C (ops/demo.sh).
 demo: $(BIN)/.installed
-	$(BIN)/python manage.py migrate --noinput
-	$(BIN)/python manage.py seed_demo
-	@echo ""
-	@echo "  coldchain-dashboard: http://127.0.0.1:$(PORT)/   log in as demo / $${DEMO_PASSWORD:-demo} (admin: admin / $${ADMIN_PASSWORD:-admin})"
-	@echo ""
-	@trap 'kill 0' EXIT INT TERM; \
-	$(BIN)/python manage.py sweep_devices --every 60 >/dev/null & \
-	if [ "$(SIMULATE)" != 0 ]; then (sleep 3; $(BIN)/python manage.py simulate_ttn --url http://127.0.0.1:$(PORT)) & fi; \
-	$(BIN)/daphne -b 127.0.0.1 -p $(PORT) --ping-interval 10 --ping-timeout 10 dashboard_project.asgi:application
+	@BIN=$(BIN) PORT=$(PORT) SIMULATE=$(SIMULATE) bash ops/demo.sh
 
 # The production topology (ops/serve.py): nginx with TLS on one port in front of gunicorn (HTTP) and
 # daphne (/ws/), the offline sweep beside them; all stopped together with Ctrl-C. Needs

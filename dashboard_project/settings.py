@@ -313,6 +313,12 @@ KEPT_UPLINK_MAX_PER_ORG = env_int("KEPT_UPLINK_MAX_PER_ORG", 10_000, minimum=1)
 # /metrics requires "Authorization: Bearer <METRICS_TOKEN>" when set.
 METRICS_TOKEN = env_str("METRICS_TOKEN", "")
 
+# --- Stopping -------------------------------------------------------------------------------
+# On SIGTERM/SIGINT a server lets the requests in flight finish for at most this long (daphne
+# through dashboard_project.asgi_server, gunicorn's graceful_timeout in gunicorn.conf.py). Keep it
+# below the supervisor's kill timeout (Docker 10 s, Kubernetes 30 s, systemd 90 s by default).
+SHUTDOWN_GRACE_SECONDS = env_int("SHUTDOWN_GRACE_SECONDS", 8, minimum=1)
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False

@@ -49,4 +49,14 @@ if ! redis-cli -p "$port" ping >/dev/null 2>&1; then
 fi
 export REDIS_URL="redis://127.0.0.1:$port"
 echo "  nothing answered at $unanswered: started a private Redis at $REDIS_URL (pid $pid; nothing kept on disk)"
-"$@"
+# From here a signal stops COMMAND: a group's signal reaches it anyway, make's SIGTERM (sent to
+# this script only) is passed on. The script ends with COMMAND's status, so a clean stop of the
+# demo is a clean stop of make. (COMMAND runs in the background to let the trap run at once; it
+# then ignores SIGINT, as bash starts background jobs, hence SIGTERM for both.)
+"$@" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null' INT TERM
+while kill -0 "$child" 2>/dev/null; do wait "$child" || true; done
+status=0
+wait "$child" || status=$?
+exit $status

@@ -39,7 +39,7 @@ from ops.children import Child, Supervisor  # noqa: E402
 PROJECT_WSGI = "dashboard_project.wsgi:application"
 PROJECT_ASGI = "dashboard_project.asgi:application"
 NGINX_TEMPLATE = ROOT / "ops" / "nginx" / "nginx.conf.template"
-GUNICORN_CONFIG = ROOT / "ops" / "gunicorn.conf.py"
+GUNICORN_CONFIG = ROOT / "gunicorn.conf.py"
 # What the topology imposes (it IS the production deployment) and what it only defaults.
 PRODUCTION = {"DJANGO_DEBUG": "0", "DJANGO_BEHIND_TLS_PROXY": "1"}
 PRODUCTION_DEFAULTS = {"CACHE_TTL_SECONDS": "600"}
@@ -163,7 +163,7 @@ def children(config: Config, nginx: str) -> tuple[list[Child], Child]:
     backends = [Child("gunicorn", gunicorn, stop_signal=signal.SIGTERM, stops_last=True, socket=gunicorn_socket)]
     for i in range(1, config.daphne_processes + 1):
         # Pings keep a live socket busy through nginx's proxy_read_timeout and drop dead peers.
-        daphne = [python, "-m", "daphne", "-u", str(config.daphne_socket(i)), "--proxy-headers"]
+        daphne = [python, "-m", "dashboard_project.asgi_server", "-u", str(config.daphne_socket(i)), "--proxy-headers"]
         daphne += ["--ping-interval", "10", "--ping-timeout", "10", config.asgi_app]
         backends.append(Child(f"daphne-{i}", daphne, stop_signal=signal.SIGTERM, socket=config.daphne_socket(i)))
     if config.sweep:

@@ -63,6 +63,7 @@ class _SendLoop:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._pid = 0
 
     def run(self, coroutine: Coroutine[object, object, None], timeout: float) -> None:
@@ -77,12 +78,33 @@ class _SendLoop:
         with self._lock:
             if self._loop is None or self._pid != os.getpid():
                 loop = asyncio.new_event_loop()
-                threading.Thread(target=loop.run_forever, name="channel-layer-send", daemon=True).start()
-                self._loop, self._pid = loop, os.getpid()
+                thread = threading.Thread(target=loop.run_forever, name="channel-layer-send", daemon=True)
+                thread.start()
+                self._loop, self._thread, self._pid = loop, thread, os.getpid()
             return self._loop
+
+    def close(self, timeout: float) -> None:
+        """Stop the thread and close the channel layer's connections of its loop (the process is
+        stopping; call it once nothing sends any more). A later send would start a new loop."""
+        with self._lock:
+            loop, thread, ours = self._loop, self._thread, self._pid == os.getpid()
+            self._loop = self._thread = None
+        if loop is None or thread is None or not ours:  # a forked child never ran its parent's thread
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        if thread.is_alive():
+            logger.warning("The channel-layer send loop did not stop within %.1fs", timeout)
+            return
+        loop.close()  # channels_redis closes the Redis connections it opened on this loop here
 
 
 _SEND_LOOP = _SendLoop()
+
+
+def send_loop_close(timeout: float = SEND_TIMEOUT_SECONDS + 1.0) -> None:
+    """Stop this process's send loop (`_SendLoop.close`), once its requests are done."""
+    _SEND_LOOP.close(timeout)
 
 
 def group_name(org_id: uuid.UUID | str) -> str:

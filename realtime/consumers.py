@@ -33,6 +33,11 @@ for _reason in ("anonymous", "not_member"):
     WS_REJECTED.labels(_reason)
 
 
+# This process's consumers that joined their organization's group and have not left it yet: a
+# stopping server waits until every closed socket's consumer has left (dashboard_project/asgi_server.py).
+subscribed: set[str] = set()
+
+
 class OrganizationConsumer(AsyncJsonWebsocketConsumer):
     group: str | None = None
     received = 0
@@ -45,6 +50,7 @@ class OrganizationConsumer(AsyncJsonWebsocketConsumer):
             if self.group is not None:
                 WS_CONNECTIONS.dec()
                 self.group = None
+            subscribed.discard(self.channel_name)
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
     async def connect(self) -> None:
@@ -66,6 +72,7 @@ class OrganizationConsumer(AsyncJsonWebsocketConsumer):
             await self.close(code=CLOSE_TRY_AGAIN_LATER)
             return
         self.group = group
+        subscribed.add(self.channel_name)
         WS_CONNECTIONS.inc()
         await self.send_json({"type": "hello", "data": {"organizationId": str(org_id)}})
 
@@ -73,7 +80,10 @@ class OrganizationConsumer(AsyncJsonWebsocketConsumer):
         if self.group is not None:
             WS_CONNECTIONS.dec()
             group, self.group = self.group, None
-            await broadcast.layer_call("unsubscribe", self.channel_layer.group_discard(group, self.channel_name))
+            try:
+                await broadcast.layer_call("unsubscribe", self.channel_layer.group_discard(group, self.channel_name))
+            finally:
+                subscribed.discard(self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: object) -> None:
         self.received += 1

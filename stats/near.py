@@ -164,6 +164,14 @@ class NearCache:
         with self._lock:
             self._drop_all("cleared")
 
+    def close(self) -> None:
+        """Drop every copy and close the connection (the process is stopping; a later read reconnects)."""
+        with self._lock:
+            if self._connection is not None and self._pid == os.getpid():  # a fork's socket is the parent's
+                self._connection.disconnect()
+            self._connection = None
+            self._clear()
+
     def __len__(self) -> int:
         return len(self._entries)
 

@@ -1,4 +1,4 @@
-"""Real daphne processes for tests that need WebSockets or several instances."""
+"""Real server processes (daphne, gunicorn) for tests that need WebSockets, several instances or a stop."""
 
 from __future__ import annotations
 
@@ -66,8 +66,28 @@ def start_daphne(
     extra_env: dict[str, str] | None = None,
     port: int | None = None,
     daphne_args: tuple[str, ...] = (),
+    own_session: bool = False,
 ) -> LiveServer:
+    """Daphne as production and `make run` start it: through `dashboard_project.asgi_server`."""
     port = port or free_port()
+    command = ["-m", "dashboard_project.asgi_server", "-b", "127.0.0.1", "-p", str(port), *daphne_args]
+    return _start([*command, "dashboard_project.asgi:application"], "daphne", port, log_dir, extra_env, own_session)
+
+
+def start_gunicorn(
+    log_dir: Path, *, extra_env: dict[str, str] | None = None, port: int | None = None, own_session: bool = False
+) -> LiveServer:
+    """The production HTTP server: a gunicorn master with two sync workers (./gunicorn.conf.py)."""
+    port = port or free_port()
+    command = ["-m", "gunicorn", "--workers", "2", "-b", f"127.0.0.1:{port}", "dashboard_project.wsgi:application"]
+    return _start(command, "gunicorn", port, log_dir, extra_env, own_session)
+
+
+def _start(
+    args: list[str], name: str, port: int, log_dir: Path, extra_env: dict[str, str] | None, own_session: bool
+) -> LiveServer:
+    """Run `python <args>` until it accepts connections on `port`; `own_session` puts it in a
+    process group of its own (a test that signals the group, as a supervisor does)."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.settings",
@@ -75,30 +95,21 @@ def start_daphne(
         "DJANGO_ALLOWED_HOSTS": "127.0.0.1,localhost",
         **(extra_env or {}),
     }
-    log = log_dir / f"daphne-{port}.log"
+    log = log_dir / f"{name}-{port}.log"
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "daphne",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            *daphne_args,
-            "dashboard_project.asgi:application",
-        ],
+        [sys.executable, *args],
         cwd=ROOT,
         env=env,
         stdout=log.open("wb"),
         stderr=subprocess.STDOUT,
+        start_new_session=own_session,
     )
     server = LiveServer(port, process, log)
     deadline = time.monotonic() + 30
     while not port_open("127.0.0.1", port, timeout=0.2):
         if process.poll() is not None or time.monotonic() > deadline:
             server.stop()
-            raise RuntimeError(f"daphne did not start on port {port}:\n{log.read_text()[-3000:]}")
+            raise RuntimeError(f"{name} did not start on port {port}:\n{log.read_text()[-3000:]}")
         time.sleep(0.1)
     return server
 

@@ -40,7 +40,7 @@ from .keys import (
     principal_key,
     webhook_key,
 )
-from .lane import SessionRead, count_hits, near_forget, read_for_session
+from .lane import SessionRead, count_hits, near_close, near_forget, read_for_session
 from .maintain import Maintained, StaleState, maintain
 from .readthrough import get, read_ahead, read_through, recompute, set, ttl_of  # noqa: A004 - the card names it set
 
@@ -56,7 +56,7 @@ __all__ = [
     "Maintained", "StaleState", "ahead", "inspect", "maintain", "metrics", "refresh_ahead",
     "QueryType", "SessionRead", "cache_key", "count_hits", "delete", "get", "guarded", "health_check", "index_key",
     "invalidate_keys", "invalidate_keys_present", "invalidate_org", "is_enabled", "lock_key", "log_startup",
-    "make_key", "near_forget", "org_pattern", "parse_dashboard_key", "principal_key", "read_ahead",
+    "make_key", "near_close", "near_forget", "org_pattern", "parse_dashboard_key", "principal_key", "read_ahead",
     "read_for_session", "read_through", "recompute", "reset_breaker", "scan_keys", "set", "ttl_of", "ttl_seconds",
     "webhook_key",
 ]  # fmt: skip

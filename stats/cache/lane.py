@@ -99,6 +99,12 @@ def near_cache(client) -> NearCache | None:
     return near
 
 
+def near_close() -> None:
+    """Close this process's tracked connections (it is stopping)."""
+    for near in list(_near_caches.values()):
+        near.close()
+
+
 def near_forget(keys: Iterable[str] = (), *, org_id: str | None = None) -> None:
     """Drop this process's copies of keys it has just written or deleted (and, with `org_id`,
     of every key of that organization): their invalidation push is on its way, this makes the

@@ -1,4 +1,5 @@
-"""A real daphne process (HTTP + WebSockets) on a free loopback port, restartable on that port."""
+"""A real daphne process (HTTP + WebSockets; `dashboard_project.asgi_server`) on a free loopback port,
+restartable on that port."""
 
 from __future__ import annotations
 
@@ -67,7 +68,7 @@ class Server:
             [
                 sys.executable,
                 "-m",
-                "daphne",
+                "dashboard_project.asgi_server",  # daphne as production runs it
                 "-b",
                 "127.0.0.1",
                 "-p",

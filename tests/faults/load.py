@@ -1,8 +1,11 @@
-"""Load for the fault tests: dashboards polling stats, and a TTN-like uplink sender."""
+"""Load for the fault tests: dashboards polling stats, a TTN-like uplink sender, and an uplink held in flight."""
 
 from __future__ import annotations
 
+import http.client
 import itertools
+import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -118,3 +121,38 @@ class UplinkStream:
 
     def after(self, moment: float) -> list[Post]:
         return [p for p in self.posts if p.sent >= moment]
+
+
+class HeldUplink:
+    """One webhook POST held in flight: its headers go out with `Expect: 100-continue`; the
+    server's `100 Continue` says a worker (or daphne) has parsed them and is now handling the
+    request, which then waits for the body until `finish()` sends it."""
+
+    def __init__(self, server: LiveServer, *, secret: str, dev_eui: str, f_cnt: int) -> None:
+        self.payload = uplink(dev_eui, 4.0, f_cnt=f_cnt)
+        self._body = json.dumps(self.payload).encode()
+        head = (
+            f"POST /api/webhooks/ttn HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(self._body)}\r\n"
+            f"X-Webhook-Secret: {secret}\r\nExpect: 100-continue\r\n\r\n"
+        )
+        self._sock = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        self._sock.sendall(head.encode())
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            chunk = self._sock.recv(1)
+            assert chunk, f"connection closed before 100 Continue: {interim!r}"
+            interim += chunk
+        assert interim.startswith(b"HTTP/1.1 100"), interim
+
+    def finish(self) -> tuple[int, dict]:
+        """Send the body; the final answer (status 0: none, the connection was dropped)."""
+        try:
+            self._sock.sendall(self._body)
+            response = http.client.HTTPResponse(self._sock)
+            response.begin()
+            return response.status, json.loads(response.read() or b"{}")
+        except (OSError, http.client.HTTPException, ValueError):
+            return 0, {}
+        finally:
+            self._sock.close()

@@ -76,6 +76,8 @@ def test_make_run_without_redis_starts_a_private_one_is_live_and_stops_it(tmp_pa
         assert reading["data"]["temperature"] is not None
         os.killpg(make.pid, signal.SIGTERM)
         make.wait(timeout=60)
+        # Every process stopped cleanly, so make names no failed recipe (nor a crashed shell).
+        assert "make: ***" not in log.read_text(), log.read_text()[-3000:]
         wait_for(lambda: not _alive(make.pid, group=True), timeout=30, what="every process of the demo to stop")
         assert not _alive(redis_pid) and not port_open("127.0.0.1", redis_port)
         assert f"stopped the private Redis (pid {redis_pid})" in log.read_text()

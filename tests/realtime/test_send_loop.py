@@ -4,6 +4,7 @@ connections stay open (a gunicorn worker made a new connection for every send be
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 
 import pytest
@@ -58,4 +59,29 @@ def test_a_forked_child_sends_on_its_own_loop(subscriber):
             os._exit(1 if failed else 0)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
+    assert [m["events"][0]["data"]["n"] for m in received(2)] == [1, 2]
+
+
+def _send_threads() -> list[threading.Thread]:
+    return [thread for thread in threading.enumerate() if thread.name == "channel-layer-send"]
+
+
+def _layer_connections() -> int:
+    host = get_channel_layer().hosts[0]["address"]
+    client = redis.Redis.from_url(host)
+    db = client.connection_pool.connection_kwargs["db"]
+    return sum(1 for c in client.client_list() if int(c["db"]) == db) - 1  # not the counting one
+
+
+def test_closing_the_send_loop_stops_its_thread_and_closes_its_redis_connections(subscriber):
+    org_id, received = subscriber
+    broadcast.emit([_event(org_id, 1)])  # the loop runs and is connected
+    assert len(_send_threads()) == 1
+    connections = _layer_connections()
+
+    broadcast.send_loop_close()  # the process is stopping (dashboard_project.shutdown)
+
+    assert _send_threads() == []
+    assert _layer_connections() < connections
+    broadcast.emit([_event(org_id, 2)])  # a later send starts a new loop: nothing breaks
     assert [m["events"][0]["data"]["n"] for m in received(2)] == [1, 2]

@@ -223,3 +223,23 @@ def test_only_round_trips_are_timed_so_copy_hits_do_not_dilute_the_latency_alert
     _, lane = _get(dashboard.client, redis_client, _stats_url(dashboard))
     assert lane is True
     assert metric("dashboard_cache_latency_seconds_count", operation="get") == timed + 1
+
+
+def _tracking_connections(redis_client) -> int:
+    db = redis_client.connection_pool.connection_kwargs["db"]
+    return sum(1 for c in redis_client.client_list() if "t" in c["flags"] and int(c["db"]) == db)
+
+
+def test_closing_drops_the_tracked_connection_and_every_copy(dashboard, redis_client, warm):
+    tracking = _tracking_connections(redis_client)
+    assert tracking >= 1
+
+    cache.near_close()  # the process is stopping (dashboard_project.shutdown)
+
+    assert _tracking_connections(redis_client) == tracking - 1
+    hits = metric("dashboard_cache_near_total", outcome="hit")
+    fetched = metric("dashboard_cache_near_total", outcome="fetched")
+    response, lane = _get(dashboard.client, redis_client, _stats_url(dashboard))
+    assert (response.status_code, lane) == (200, True)  # a later read reconnects: nothing breaks
+    assert metric("dashboard_cache_near_total", outcome="hit") == hits  # no copy survived the close
+    assert metric("dashboard_cache_near_total", outcome="fetched") > fetched

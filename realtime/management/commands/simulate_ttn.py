@@ -9,14 +9,18 @@ from __future__ import annotations
 
 import json
 import random
+import socket
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from django.core.management.base import BaseCommand, CommandError
 
+from dashboard_project.shutdown import stop_requested_event
 from stats.models import Device
 
 
@@ -107,12 +111,20 @@ class Command(BaseCommand):
         if not devices:
             raise CommandError(f"no devices in organizations whose slug starts with {opts['orgs']!r}; run seed_demo")
         self.stdout.write(f"simulating {len(devices)} devices at {opts['rate']:g} uplinks/s -> {opts['url']}")
+        with stop_requested_event() as stop:  # an uplink in flight gets its answer first
+            _wait_for_server(opts["url"], stop)
+            sent, failures = self._simulate(devices, rng, stop, opts)
+        self.stdout.write(f"sent {sent} uplinks, {failures} failed")
+
+    def _simulate(
+        self, devices: list[SimulatedDevice], rng: random.Random, stop: threading.Event, opts: dict
+    ) -> tuple[int, int]:
         interval, sent, failures = 1 / opts["rate"], 0, 0
-        while not opts["count"] or sent < opts["count"]:
+        while not stop.is_set() and (not opts["count"] or sent < opts["count"]):
             started = time.monotonic()
             device = rng.choice(devices)
             if device.silent_until > started:
-                time.sleep(interval)
+                stop.wait(interval)
                 continue
             if rng.random() < opts["dropout_probability"]:
                 device.silent_until = started + rng.uniform(600, 1500)
@@ -123,8 +135,8 @@ class Command(BaseCommand):
             failures += status != 200
             if status != 200:
                 self.stderr.write(f"uplink for {device.dev_eui}: HTTP {status}")
-            time.sleep(max(0.0, interval - (time.monotonic() - started)))
-        self.stdout.write(f"sent {sent} uplinks, {failures} failed")
+            stop.wait(max(0.0, interval - (time.monotonic() - started)))
+        return sent, failures
 
     def _post(self, base_url: str, device: SimulatedDevice, temperature: float) -> int:
         request = urllib.request.Request(
@@ -140,3 +152,15 @@ class Command(BaseCommand):
             return exc.code
         except OSError:
             return 0
+
+
+def _wait_for_server(base_url: str, stop: threading.Event) -> None:
+    """Post nothing before the server accepts connections (`make run` starts both together)."""
+    url = urllib.parse.urlsplit(base_url)
+    address = (url.hostname or "127.0.0.1", url.port or (443 if url.scheme == "https" else 80))
+    while not stop.is_set():
+        try:
+            socket.create_connection(address, timeout=1).close()
+            return
+        except OSError:
+            stop.wait(0.2)

@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import time
-
 from django.core.management.base import BaseCommand, CommandError
 
+from dashboard_project.shutdown import close_process_resources, stop_requested_event
 from realtime.devices import devices_sweep
 from realtime.uplinks import kept_prune
 
@@ -20,9 +19,13 @@ class Command(BaseCommand):
     def handle(self, *args: object, every: float | None, **options: object) -> None:
         if every is not None and every <= 0:
             raise CommandError("--every must be positive")
-        while True:
-            swept = devices_sweep()
-            self.stdout.write(f"sweep: {len(swept)} event(s), {kept_prune()} kept uplink(s) pruned")
-            if every is None:
-                return
-            time.sleep(every)
+        # A sweep in progress finishes (and sends its events) before the command stops.
+        with stop_requested_event() as stop:
+            try:
+                while True:
+                    swept = devices_sweep()
+                    self.stdout.write(f"sweep: {len(swept)} event(s), {kept_prune()} kept uplink(s) pruned")
+                    if every is None or stop.wait(every):
+                        return
+            finally:
+                close_process_resources()
