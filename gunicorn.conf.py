@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import os
 
-from django.conf import settings
 from prometheus_client import multiprocess
 
+from dashboard_project.settings import SHUTDOWN_GRACE_SECONDS
 from dashboard_project.shutdown import close_process_resources, ignore_stop_signals_at_exit, on_stop_signal
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "dashboard_project.settings")
-graceful_timeout = settings.SHUTDOWN_GRACE_SECONDS
+# The settings module's value, read without configuring Django in the master: the application
+# each worker loads names its own settings (the benchmarks' floor serves another module).
+graceful_timeout = SHUTDOWN_GRACE_SECONDS
 # gunicorn 27's runtime control socket defaults to one path in the home directory, shared by every
 # gunicorn the user runs (a test's server beside `make serve` would take it over). Older gunicorns
 # ignore the name.

@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 
 from django.http import HttpRequest, JsonResponse
-from django.urls import path
+from django.urls import path, re_path
 
 SECRET_KEY = "bench-floor-not-secret"
 DEBUG = False
@@ -39,7 +39,8 @@ def floor_view(request: HttpRequest) -> JsonResponse:
     return JsonResponse(STATS_SHAPED)
 
 
-urlpatterns = [path("floor", floor_view)]
+# /floor, and every API path (the realistic day's dashboards, bench/realistic.py).
+urlpatterns = [path("floor", floor_view), re_path(r"^api/", floor_view)]
 
 os.environ["DJANGO_SETTINGS_MODULE"] = __name__
 

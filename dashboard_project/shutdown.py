@@ -87,14 +87,16 @@ def close_process_resources() -> None:
     Nothing is left running when the interpreter shuts down.
     """
     # Imported here: this module is imported before Django is set up (gunicorn.conf.py).
+    from django.apps import apps
     from django.db import connections
 
-    from realtime.broadcast import send_loop_close
-    from stats.cache import ahead, near_close
+    if apps.is_installed("stats"):  # not in an application of other settings (the bench's floor)
+        from realtime.broadcast import send_loop_close
+        from stats.cache import ahead, near_close
 
-    ahead.refresher.stop()
-    send_loop_close()
-    near_close()
+        ahead.refresher.stop()
+        send_loop_close()
+        near_close()
     for connection in connections.all(initialized_only=True):
         connection.close()
     for alias in connections:
