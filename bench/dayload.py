@@ -119,8 +119,13 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
     lag: list[float] = []
     refetches: list[float] = []  # event received -> its refetches answered
     events_received = [0]
+    # An uplink posted -> its reading event at the first of its organization's dashboards. A
+    # unit posts about once a minute, so its last send is the one an event answers.
+    posted: dict[str, float] = {}
+    uplink_to_event: list[float] = []
 
-    refetch = await page_refetch(args.dash_port, args.cookie, orgs[0].id)
+    # The page is the project's own (the dashboard server may be the floor, which serves none).
+    refetch = await page_refetch(args.ws_port, args.cookie, orgs[0].id)
     refetch["orgChanged"] = ["/stats", "/units", "/alerts"]  # dashboard.js resyncs on it
 
     async def follow_events(org: common.Org) -> None:
@@ -135,6 +140,8 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
                 received = time.perf_counter()
                 event = json.loads(raw)  # one event per frame (realtime/consumers.py)
                 unit = (event.get("data") or {}).get("unitId")
+                if event.get("type") == "reading" and (sent := posted.pop(unit, None)) is not None:
+                    uplink_to_event.append(received - sent)
                 paths = [p.format(unit=unit) for p in refetch.get(event.get("type"), []) if unit or "{" not in p]
                 for path in paths:
                     response = await conn.request("GET", f"/api/orgs/{org.id}{path}")
@@ -206,6 +213,8 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
             unit_index = n % len(devices) + 1
             body = common.uplink_body(org.devices[k], _temperature(unit_index, low, high, now), args.f_cnt_base + 1 + n)
             sent = time.perf_counter()
+            if sent >= measure_from:
+                posted[org.units[k]] = sent
             response = await conn.request("POST", "/api/webhooks/ttn", body=body,
                                           headers={"X-Webhook-Secret": org.secret})  # fmt: skip
             if checker is not None and response.status == 200:
@@ -226,6 +235,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
         "loadErrors": load_errors,
         "eventsReceived": events_received[0],
         "eventRefetches": summarize(refetches, args.duration),
+        "uplinkToEvent": summarize(uplink_to_event, args.duration),
         "uplinks": summarize(uplinks, args.duration),
         "uplinkStatuses": uplink_statuses,
         "uplinkScheduleLagP99Ms": summarize(lag, args.duration)["p99_ms"],

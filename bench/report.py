@@ -140,6 +140,22 @@ def render() -> str:
         parts.append(_rounds_table(headline))
     if realistic := _load("realistic"):
         parts.append("### 2. Realistic day")
+        floor = realistic.get("floor")
+        rows = [
+            [
+                "on" if r["cache"] else "off", r.get("ttlSeconds"), r["hitRate"], r["dbQueriesPerLoad"],
+                r["dashboardLoads"], r["loadLatency"]["p50_ms"], r["loadLatency"]["p99_ms"], r["uplinkRatePerSecond"],
+                r["uplinks"]["p50_ms"], r["uplinks"]["p99_ms"], (r.get("uplinkToEvent") or {}).get("p99_ms"),
+                r.get("recomputesPerMinute"), r.get("cachedKeys"), r["eventsSent"], r.get("stateChanges"),
+            ]
+            for r in realistic["runs"]
+        ]  # fmt: skip
+        if floor:
+            rows.append(
+                ["floor", None, None, None, None, floor["loadLatency"]["p50_ms"], floor["loadLatency"]["p99_ms"],
+                 floor["uplinkRatePerSecond"], floor["uplinks"]["p50_ms"], floor["uplinks"]["p99_ms"],
+                 floor["uplinkToEvent"]["p99_ms"], None, None, floor["eventsSent"], floor.get("stateChanges")]
+            )  # fmt: skip
         parts.append(
             _table(
                 [
@@ -151,36 +167,15 @@ def render() -> str:
                     "load P50 ms",
                     "load P99 ms",
                     "uplinks/s",
-                    "uplinks",
                     "uplink P50 ms",
                     "uplink P99 ms",
-                    "ingest DB queries/uplink",
-                    "trend refreshes",
-                    "invalidations",
+                    "uplink -> event P99 ms",
+                    "recomputes/min",
+                    "cached keys",
                     "events sent",
                     "state changes",
                 ],
-                [
-                    [
-                        "on" if r["cache"] else "off",
-                        r.get("ttlSeconds"),
-                        r["hitRate"],
-                        r["dbQueriesPerLoad"],
-                        r["dashboardLoads"],
-                        r["loadLatency"]["p50_ms"],
-                        r["loadLatency"]["p99_ms"],
-                        r["uplinkRatePerSecond"],
-                        r["uplinks"]["requests"],
-                        r["uplinks"]["p50_ms"],
-                        r["uplinks"]["p99_ms"],
-                        r.get("ingestDbQueriesPerUplink"),
-                        r.get("trendRefreshes"),
-                        r["invalidations"],
-                        r["eventsSent"],
-                        r.get("stateChanges"),
-                    ]
-                    for r in realistic["runs"]
-                ],
+                rows,
             )  # fmt: skip
         )
         for run in realistic["runs"]:
@@ -190,7 +185,9 @@ def render() -> str:
                     + ", ".join(f"{k} {_fmt(v)}" for k, v in run["hitRateByQueryType"].items())
                     + "."
                 )
-        parts.append(f"TTL-expiry bound at 60 s without any event: {_fmt(realistic['ttlExpiryBoundHitRate'])}.")
+        for key, label in (("targets", "TTL 60 s"), ("targetsLongTtl", "TTL 600 s")):
+            if key in realistic:
+                parts.append(f"Targets at {label}: " + ", ".join(f"{k} {v}" for k, v in realistic[key].items()) + ".")
     if events := _load("events"):
         parts.append("### 3. Event latency")
         parts.append(
