@@ -45,6 +45,9 @@ def query_json(
     query = queries.by_name(name)
 
     def produce() -> bytes | tuple[bytes, bytes]:
+        if query.part_of is not None and unit_id is None:
+            whole, field = query.part_of
+            return json_bytes(json.loads(query_json(whole, org_id=org_id))[field])
         data = query.select(org_id=org_id, **({"unit_id": unit_id} if unit_id else {}))
         if isinstance(data, Stateful):
             return json_bytes(data.data), data.state

@@ -219,8 +219,8 @@ def test_a_waiter_computes_itself_when_the_lock_holder_never_delivers(monkeypatc
 
 def test_an_invalidation_during_a_computation_refuses_the_stale_set(monkeypatch):
     org = factories.organization("Race")
-    key = cache.cache_key(cache.QueryType.UNITS_STATUS, org.id)
-    original = selectors.unit_status_counts
+    key = cache.cache_key(cache.QueryType.STATS, org.id)
+    original = selectors.organization_stats_stateful
 
     def racing(**kwargs):
         value = original(**kwargs)  # old rows read...
@@ -228,11 +228,11 @@ def test_an_invalidation_during_a_computation_refuses_the_stale_set(monkeypatch)
         cache.invalidate_keys([key])  # ...and invalidates before the reader stores
         return value
 
-    monkeypatch.setattr(selectors, "unit_status_counts", racing)
-    before = metric("dashboard_cache_stale_set_refused_total", query_type="units:status")
-    assert json.loads(services.query_json("units:status", org_id=org.id))["total"] == 0
+    monkeypatch.setattr(selectors, "organization_stats_stateful", racing)
+    before = metric("dashboard_cache_stale_set_refused_total", query_type="stats")
+    assert json.loads(services.query_json("stats", org_id=org.id))["unitCounts"]["total"] == 0
     assert cache.get(key) is None
-    assert metric("dashboard_cache_stale_set_refused_total", query_type="units:status") == before + 1
-    monkeypatch.setattr(selectors, "unit_status_counts", original)
-    assert json.loads(services.query_json("units:status", org_id=org.id))["total"] == 1
+    assert metric("dashboard_cache_stale_set_refused_total", query_type="stats") == before + 1
+    monkeypatch.setattr(selectors, "organization_stats_stateful", original)
+    assert json.loads(services.query_json("stats", org_id=org.id))["unitCounts"]["total"] == 1
     assert cache.get(key) is not None

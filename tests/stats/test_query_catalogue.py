@@ -116,3 +116,35 @@ def test_a_query_added_through_the_catalogue_gets_its_endpoint_key_invalidation_
     staff.force_login(factories.user(is_staff=True, is_superuser=True))
     inspector = staff.get(f"/admin/stats/organization/cache/?org={org.id}").content.decode()
     assert "sites:count" in inspector and key in inspector
+
+
+def test_a_value_computed_from_another_is_altered_by_no_change_that_leaves_the_other_as_it_was():
+    for query in queries.cached():
+        if query.part_of is None:
+            continue
+        whole, _ = query.part_of
+        parent = queries.by_name(whole)
+        assert parent is not None and parent.cached and parent.scope is queries.Scope.ORG, query.name
+        for change in query.effects:
+            assert parent.effect_of(change) is not None, f"{change.name} alters {query.name} but not {whole}"
+
+
+@pytest.mark.parametrize("name", [q.name for q in queries.QUERIES if q.part_of])
+def test_a_count_missed_while_the_stats_are_cached_costs_no_query_and_equals_its_selector(
+    name, client_member, redis_client, django_assert_num_queries
+):
+    from stats import services
+
+    client, org = client_member
+    unit = factories.unit(org, name="Cold room")
+    factories.alert(unit)
+    query = queries.by_name(name)
+    services.query_json("stats", org_id=org.id)  # the stats cached, as the page keeps them
+    key = f"dashboard:{name}:org:{org.id}"
+    assert redis_client.get(key) is None
+
+    with django_assert_num_queries(0):
+        computed = services.query_json(name, org_id=org.id)
+
+    assert computed == services.json_bytes(query.select(org_id=org.id))  # byte for byte
+    assert redis_client.get(key) == computed
