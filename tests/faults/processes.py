@@ -61,9 +61,14 @@ class RedisProcess:
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"redis-server on {self.port} exited: {self.log_tail()}")
         try:
-            return bool(redis.Redis(port=self.port, socket_timeout=0.5).ping())
+            answering = redis.Redis(port=self.port, socket_timeout=0.5).info("server")["process_id"]
         except redis.RedisError:
             return False
+        if answering != self.process.pid:
+            # Another server holds the port (ours cannot bind it and is exiting): say so, rather
+            # than let the test talk to a stranger.
+            raise RuntimeError(f"port {self.port} is served by process {answering}, not by ours ({self.process.pid})")
+        return True
 
     def log_tail(self) -> str:
         log = self.directory / f"redis-{self.port}.log"
