@@ -7,10 +7,12 @@ bumps the key's generation like an invalidation, so a computation that began bef
 stores nothing. A key without a state is invalidated instead (same round trip): the next reader
 computes it.
 
-A state lives twice as long as its value: every change since its computation is in it, so a value
-that expired can be rebuilt from it by the next change, without the database (a unit reporting
-every minute would otherwise find its trend expired at about every other reading, at a 60 s TTL).
-A state is recomputed from the database once it too has expired.
+A state outlives its value (twice its TTL, and at least an hour: `scripts.STATE_MIN_SECONDS`): every change
+since its computation is in it, so a value that expired can be rebuilt from it by the next change,
+without the database. Without that, at a 60 s TTL, a unit reporting every minute would find its
+trend expired at about every other reading, and one reporting every ten minutes at every reading,
+each time recomputing 24 h of readings. A state that missed a change is not used (`StaleState`);
+one that expired too is recomputed from the database by the next reader.
 """
 
 from __future__ import annotations

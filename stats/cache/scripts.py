@@ -17,26 +17,41 @@ class Lua:
         object.__setattr__(self, "sha", hashlib.sha1(self.source.encode()).hexdigest())
 
 
+# A state outlives its value (see `maintain`): twice the value's TTL, and at least an hour, longer
+# than common sensors' reporting interval (5 to 20 minutes), so that the next reading of a unit
+# rebuilds its expired trend from the state instead of recomputing 24 h from the database. The
+# organization's index lives as long as the states it lists, so that invalidating the
+# organization deletes them too.
+STATE_MIN_SECONDS = 3600
+
+
+def _state_ttl_lua(ttl_argv: int) -> str:
+    """A state's lifetime, in Lua, for a value whose TTL is ARGV[ttl_argv]."""
+    return f"math.max(2 * tonumber(ARGV[{ttl_argv}]), {STATE_MIN_SECONDS})"
+
+
 # KEYS: value key, index key, state key, generation keys...; ARGV: value, ttl, state ('' for
-# none), expected generations... Stores the value (and the state a change updates it from, kept
-# twice as long: see `maintain`) only if no generation moved since the computation began.
+# none), expected generations... Stores the value (and the state a change updates it from) only if
+# no generation moved since the computation began.
 CAS_SET = Lua(
     """
 for i = 4, #KEYS do
   if (redis.call('GET', KEYS[i]) or '0') ~= ARGV[i] then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+local lives = tonumber(ARGV[2])
 if ARGV[3] ~= '' then
-  redis.call('SET', KEYS[3], ARGV[3], 'EX', 2 * tonumber(ARGV[2]))
+  lives = STATE_TTL
+  redis.call('SET', KEYS[3], ARGV[3], 'EX', lives)
 else
   redis.call('DEL', KEYS[3])
 end
 if KEYS[2] ~= '' then
   redis.call('SADD', KEYS[2], KEYS[1])
-  if redis.call('TTL', KEYS[2]) < tonumber(ARGV[2]) then redis.call('EXPIRE', KEYS[2], ARGV[2]) end
+  if redis.call('TTL', KEYS[2]) < lives then redis.call('EXPIRE', KEYS[2], lives) end
 end
 return 1
-"""
+""".replace("STATE_TTL", _state_ttl_lua(2))
 )
 
 # KEYS: triples of (value key, its state key, its generation key); ARGV: generation ttl. Returns,
@@ -93,14 +108,15 @@ return {0}
 MAINTAIN_WRITE = Lua(
     """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+local lives = STATE_TTL
 redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
-redis.call('SET', KEYS[2], ARGV[3], 'EX', 2 * tonumber(ARGV[4]))
+redis.call('SET', KEYS[2], ARGV[3], 'EX', lives)
 redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[5])
 redis.call('SADD', KEYS[4], KEYS[1])
-if redis.call('TTL', KEYS[4]) < tonumber(ARGV[4]) then redis.call('EXPIRE', KEYS[4], ARGV[4]) end
+if redis.call('TTL', KEYS[4]) < lives then redis.call('EXPIRE', KEYS[4], lives) end
 return 1
-"""
+""".replace("STATE_TTL", _state_ttl_lua(4))
 )
 
 # KEYS: session key, value key; ARGV: principal key prefix. The principal's key is read from the

@@ -171,3 +171,32 @@ def test_a_trend_that_missed_an_update_is_recomputed_not_updated(watched, redis_
     assert redis_client.get(_key(unit)) == _fresh(unit)
     assert [p["temperature"] for p in json.loads(redis_client.get(_key(unit)))["points"]] == [7.0]
     assert first.id < lost.id < newest.id
+
+
+def test_a_unit_reporting_every_ten_minutes_gets_its_expired_trend_rebuilt_from_the_state(watched, redis_client):
+    """At a 60 s TTL a trend has expired by the next reading of a sensor that reports every ten
+    minutes: the state outlives it (an hour), so the reading rebuilds the trend without the
+    database; and the organization's index lives as long, so invalidating the organization still
+    deletes the state."""
+    unit, client = watched
+    now = timezone.now()
+    first = factories.reading(unit, 4.0, at=now)
+    client.get(_trends_url(unit))
+    key = _key(unit)
+    state = f"dashmeta:state:{key}"
+    assert redis_client.ttl(state) >= 3600 - 5
+    assert redis_client.ttl(f"dashmeta:idx:org:{unit.organization_id}") >= 3600 - 5
+    redis_client.delete(key)  # what the value's TTL does after 60 s; ten minutes on, the state lives
+
+    newest = factories.reading(unit, 8.0, at=now)
+    recomputes = metric("dashboard_cache_recompute_total", query_type="temperature:trends")
+    updated = metric("dashboard_cache_maintained_total", query_type="temperature:trends", outcome="updated")
+    broadcast.emit([events.reading(unit, newest, first.id)])
+    assert metric("dashboard_cache_recompute_total", query_type="temperature:trends") == recomputes
+    assert metric("dashboard_cache_maintained_total", query_type="temperature:trends", outcome="updated") == updated + 1
+    assert redis_client.get(key) == _fresh(unit)
+    assert 58 <= redis_client.ttl(key) <= 60
+
+    redis_client.delete(key)
+    cache.invalidate_org(unit.organization_id)
+    assert redis_client.exists(state) == 0
