@@ -244,8 +244,9 @@ _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+([-+0-9.eEinfNa
 
 
 def metrics(server: Server) -> dict[str, float]:
-    """Every sample of /metrics, keyed `name{labels}`, plus `name` = the sum over its labels."""
-    conn = server.connection(timeout=30)
+    """Every sample of /metrics, keyed `name{labels}`, plus `name` = the sum over its labels. The
+    request may queue behind the day's dashboard loads (a minute and more with the cache off)."""
+    conn = server.connection(timeout=300)
     token = {"Authorization": f"Bearer {server.metrics_token}"} if server.metrics_token else {}
     conn.request("GET", "/metrics", headers=token)
     text = conn.getresponse().read().decode()
