@@ -18,7 +18,7 @@ from django.db.backends.base.base import BaseDatabaseWrapper
 
 from dashboard_project.wsgi import application as project_application
 from realtime import broadcast, ingest, views
-from stats import cache
+from stats import cache, services
 
 _log = open(os.environ["BENCH_STAGES_FILE"], "a", buffering=1)  # noqa: SIM115 - the process's life
 _current: dict[str, float] = {}
@@ -46,7 +46,8 @@ for module, name, stage in (
     (ingest, "_apply", "transaction body"),
     (cache, "invalidate_keys_present", "invalidate"),
     (broadcast, "_send", "send"),
-    (broadcast, "_refresh", "trend refresh"),
+    (services, "query_add_reading", "in-place update"),
+    (services, "query_refresh", "refresh"),
     (broadcast, "emit", "emit (all)"),
 ):
     setattr(module, name, _timed(stage, getattr(module, name)))

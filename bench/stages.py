@@ -34,7 +34,7 @@ from bench.eventlat import SPACING, open_dashboard
 from bench.loadgen import percentile
 
 ORDER = ["request (all)", "org lookup", "parse", "transaction body", "commit", "emit (all)", "invalidate",
-         "send", "trend refresh", "sql", "queries", "gc2"]  # fmt: skip
+         "in-place update", "refresh", "send", "sql", "queries", "gc2"]  # fmt: skip
 
 
 GC_PROBE = """
