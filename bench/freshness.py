@@ -58,7 +58,7 @@ class Checker:
         self._latest: tuple[common.Org, str] | None = None
         self._answered = asyncio.Event()
         self.counts = {
-            kind: {"compared": 0, "stale": 0, "ambiguous": 0, "errors": 0, "staleFields": {}}
+            kind: {"compared": 0, "stale": 0, "ambiguous": 0, "errors": 0, "staleFields": {}, "staleAt": []}
             for kind in ("trend", "stats")
         }
 
@@ -108,5 +108,8 @@ class Checker:
             counts["ambiguous"] += 1
             return
         counts["stale"] += 1
+        # When (UTC): a stale answer just after a 15-minute boundary is a window that moved between
+        # the update and the oracle's computation, not a missed change.
+        counts["staleAt"].append(time.strftime("%H:%M:%S", time.gmtime()))
         for name in _differing_fields(given, fresh_before):
             counts["staleFields"][name] = counts["staleFields"].get(name, 0) + 1

@@ -155,6 +155,9 @@ def notes(runs: list[dict]) -> list[str]:
             f"uplink statuses {r['uplinkStatuses']}; invalidations {r['invalidations']:,.0f}, "
             f"state changes {r['stateChanges']:,.0f}"
         )
+        stale_at = {k: r["freshness"][k].get("staleAt") for k in ("trend", "stats") if r["freshness"][k].get("staleAt")}
+        if stale_at:
+            lines.append(f"{r['name']}: stale answers at (UTC) {stale_at}")
         if _hit_rate(r) is not None:
             lines.append(f"{r['name']}: hit rate by query type {_hit_rate_by_query_type(r)}")
     return lines

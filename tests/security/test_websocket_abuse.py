@@ -9,6 +9,7 @@ import os
 import socket
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -38,13 +39,14 @@ def cookie(world: World, role: str = "manager") -> str:
     return world.client(role).cookies["sessionid"].value
 
 
-def ws(server: LiveServer, world: World, session: str) -> ClientConnection:
+@contextmanager
+def ws(server: LiveServer, world: World, session: str) -> Iterator[ClientConnection]:
+    """A dashboard's socket, its hello received."""
     headers = {"Origin": server.url, "Cookie": f"sessionid={session}"}
-    conn = connect(
-        f"{server.ws_url}/ws/orgs/{world.org.id}/", additional_headers=headers, open_timeout=5, max_size=2**22
-    )
-    assert json.loads(conn.recv(timeout=5))["type"] == "hello"
-    return conn
+    url = f"{server.ws_url}/ws/orgs/{world.org.id}/"
+    with connect(url, additional_headers=headers, open_timeout=5, max_size=2**22) as conn:
+        assert json.loads(conn.recv(timeout=5))["type"] == "hello"
+        yield conn
 
 
 def closed_with(conn: ClientConnection, timeout: float = 5.0) -> int | None:
