@@ -28,7 +28,7 @@ from bench import common, dataset, env, servers
 from bench.servers import FLOOR_WSGI, PROJECT_ASGI, PROJECT_WSGI
 
 ENDPOINTS_PER_LOAD = 5
-TTL_SECONDS = 60  # CACHE_TTL_SECONDS's default (the card's)
+TTL_SECONDS = 60  # CACHE_TTL_SECONDS's default
 LONG_TTL_SECONDS = servers.PRODUCTION_TTL_SECONDS
 PEER_READS = "bench_peer_cache_reads_total"
 

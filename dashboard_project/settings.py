@@ -140,8 +140,9 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 # SQLite by default so `make run` works on a bare machine; PostgreSQL through DATABASE_URL.
-# Under ASGI, persistent connections per thread exhausted PostgreSQL at 50 concurrent requests
-# (DESIGN section 9), so connections are not kept (CONN_MAX_AGE=0) and psycopg's pool is used.
+# Under ASGI every sync view runs on a thread of its own, and persistent connections per thread
+# exhaust PostgreSQL's connection limit under concurrent requests, so connections are not kept
+# (CONN_MAX_AGE=0) and psycopg's pool is used.
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 10, minimum=1)
 _db = dj_database_url.parse(DATABASE_URL, conn_max_age=0)
@@ -253,7 +254,7 @@ CACHES = {
         },
     },
 }
-# delete_pattern's SCAN batch: the default of 10 took 0.8 s over 100k keys (DESIGN section 9).
+# delete_pattern's SCAN batch: with the default of 10, a sweep over 100k keys takes 10k round trips.
 DJANGO_REDIS_SCAN_ITERSIZE = 10_000
 
 SESSION_ENGINE = "stats.sessions"

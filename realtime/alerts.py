@@ -43,7 +43,7 @@ def alert_acknowledge(*, org_id: uuid.UUID, alert_id: int, user_id: int) -> Aler
 
 
 def alert_resolve(*, org_id: uuid.UUID, alert_id: int, user_id: int) -> Alert:
-    """Resolve by hand; a unit that was restoring is then back to ok (DESIGN section 3).
+    """Resolve by hand; a unit that was restoring is then back to ok.
 
     Locks the unit before the alert, as an uplink does (its device and unit, then the unit's
     open alert): in the opposite order the two could wait for each other until PostgreSQL

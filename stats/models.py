@@ -1,4 +1,4 @@
-"""The cold-chain domain that the dashboard aggregates (DESIGN section 3)."""
+"""The cold-chain domain that the dashboard aggregates."""
 
 from __future__ import annotations
 

@@ -42,7 +42,7 @@ from .keys import (
 )
 from .lane import SessionRead, count_hits, near_close, near_forget, read_for_session
 from .maintain import Maintained, StaleState, maintain
-from .readthrough import get, read_ahead, read_through, recompute, set, ttl_of  # noqa: A004 - the card names it set
+from .readthrough import get, read_ahead, read_through, recompute, set, ttl_of  # noqa: A004 - the public verb is set
 
 
 def __getattr__(name: str) -> object:

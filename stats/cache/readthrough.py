@@ -53,8 +53,8 @@ def get(key: CacheKey) -> bytes | None:
     return value
 
 
-def set(key: CacheKey, value: bytes, ttl: int | None = None) -> bool:  # noqa: A001 - the card's API name
-    """Store unconditionally with a fresh TTL (REQ-CACHE: TTL reset on every set)."""
+def set(key: CacheKey, value: bytes, ttl: int | None = None) -> bool:  # noqa: A001 - the cache's public verbs: get, set, delete
+    """Store unconditionally with a fresh TTL (every set resets the TTL)."""
     if not is_enabled():
         return False
     org_id = key.org_id
@@ -134,7 +134,7 @@ Computed = bytes | tuple[bytes, bytes]
 
 
 def read_through(key: CacheKey, compute: Callable[[], Computed]) -> bytes:
-    """Cache-aside read (REQ-CACHE-001): the cached bytes, or `compute()` stored for next time.
+    """Cache-aside read: the cached bytes, or `compute()` stored for next time.
 
     Errors never reach the caller: on any Redis failure the value is computed and returned.
     A computed value is stored only if no invalidation touched the key meanwhile.

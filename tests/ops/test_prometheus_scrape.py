@@ -154,9 +154,9 @@ def test_prometheus_scrapes_the_topology_and_computes_the_hit_rate_the_requests_
 
         wait_for(scraped_after_traffic, SCRAPE_WAIT_SECONDS, "a scrape after the traffic", prom, prom_log)
 
-        # The card's alert uses rate(...[5m]), which needs two samples in the window that differ:
-        # here all traffic happened before the first scrape, so the counters' totals are compared
-        # with what the topology had counted before it.
+        # The hit-rate alert (ops/prometheus/alerts.yml) uses rate(...[5m]), which needs two
+        # samples in the window that differ: here all traffic happened before the first scrape, so
+        # the counters' totals are compared with what the topology had counted before it.
         assert scalar(prometheus, "sum(dashboard_cache_hit_total)") == hits_before + hits
         assert scalar(prometheus, "sum(dashboard_cache_miss_total)") == misses_before + misses
         assert {r["metric"]["query_type"] for r in query(prometheus, "dashboard_cache_miss_total")} >= {

@@ -1,7 +1,7 @@
-"""Issue 5 acceptance 1-2: no stale sets under concurrent writers, one computation per stampede.
+"""No stale sets under concurrent writers, one computation per stampede.
 
 Writers and readers are threads calling the services directly (each with its own database
-connection), because inside one daphne process sync views never overlap (DESIGN section 9).
+connection), because inside one daphne process sync views never overlap.
 """
 
 from __future__ import annotations

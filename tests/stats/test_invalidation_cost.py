@@ -1,4 +1,4 @@
-"""Issue 5 acceptance 3: invalidating an organization costs the same with 100k unrelated keys.
+"""Invalidating an organization costs the same with 100k unrelated keys.
 
 The structural reason is asserted first (no SCAN on the hot path); then the acceptance's
 measurement: medians of repeated calls, both conditions measured in this same run.
