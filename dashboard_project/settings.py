@@ -8,56 +8,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from .env import env_bool, env_int, env_list, env_str, redis_url_for_db, sentinel_address
+
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def env_str(name: str, default: str) -> str:
-    return os.environ.get(name, default)
-
-
-def env_int(name: str, default: int, *, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name} must be an integer, got {raw!r}") from None
-    if value < minimum:
-        raise ImproperlyConfigured(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def env_bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    lowered = raw.strip().lower()
-    if lowered in {"1", "true", "yes", "on"}:
-        return True
-    if lowered in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be a boolean (1/0, true/false), got {raw!r}")
-
-
-def env_list(name: str, default: list[str]) -> list[str]:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    return [item.strip() for item in raw.split(",") if item.strip()]
-
-
-def redis_url_for_db(base_url: str, db: int) -> str:
-    """The same server as `base_url`, on database number `db` (any db in the URL is replaced)."""
-    parts = urlsplit(base_url)
-    if parts.scheme not in {"redis", "rediss"}:
-        raise ImproperlyConfigured(f"REDIS_URL must be redis:// or rediss://, got {base_url!r}")
-    return urlunsplit((parts.scheme, parts.netloc, f"/{db}", parts.query, ""))
 
 
 DEBUG = env_bool("DJANGO_DEBUG", True)
@@ -195,16 +152,9 @@ CACHE_NEAR_MAX_MB = env_int("CACHE_NEAR_MAX_MB", 32, minimum=0)
 CACHE_BREAKER_OPEN_SECONDS = env_int("CACHE_BREAKER_OPEN_SECONDS", 2, minimum=0)
 
 
-def _sentinel_address(item: str) -> tuple[str, int]:
-    host, _, port = item.rpartition(":")
-    if not host or not port.isdigit():
-        raise ImproperlyConfigured(f"REDIS_SENTINELS entries must be host:port, got {item!r}")
-    return host, int(port)
-
-
 # Redis Sentinel (optional): when set, the master is found through these sentinels and REDIS_URL
 # is not used; after a failover new connections go to the promoted replica.
-REDIS_SENTINELS = [_sentinel_address(item) for item in env_list("REDIS_SENTINELS", [])]
+REDIS_SENTINELS = [sentinel_address(item) for item in env_list("REDIS_SENTINELS", [])]
 REDIS_SENTINEL_MASTER = env_str("REDIS_SENTINEL_MASTER", "mymaster")
 
 _redis_cache_options = {

@@ -86,27 +86,27 @@ def load_config() -> Config:
     os.environ.update(PRODUCTION)
     for name, value in PRODUCTION_DEFAULTS.items():
         os.environ.setdefault(name, value)
-    from dashboard_project import settings
+    from dashboard_project import env, settings
 
     if not settings.METRICS_TOKEN:
         raise ImproperlyConfigured("METRICS_TOKEN must be set: /metrics is reachable through the proxy")
-    cert, key = settings.env_str("SERVE_TLS_CERT", ""), settings.env_str("SERVE_TLS_KEY", "")
+    cert, key = env.env_str("SERVE_TLS_CERT", ""), env.env_str("SERVE_TLS_KEY", "")
     if bool(cert) != bool(key):
         raise ImproperlyConfigured("SERVE_TLS_CERT and SERVE_TLS_KEY are given together, or neither")
     for path in filter(None, (cert, key)):
         if not Path(path).is_file():
             raise ImproperlyConfigured(f"TLS file not found: {path}")
-    runtime = Path(settings.env_str("SERVE_RUNTIME_DIR", str(ROOT / "var" / "serve"))).resolve()
+    runtime = Path(env.env_str("SERVE_RUNTIME_DIR", str(ROOT / "var" / "serve"))).resolve()
     return Config(
-        address=settings.env_str("SERVE_ADDRESS", "127.0.0.1"),
-        port=settings.env_int("SERVE_PORT", 8443, minimum=1),
-        http_port=settings.env_int("SERVE_HTTP_PORT", 0),
+        address=env.env_str("SERVE_ADDRESS", "127.0.0.1"),
+        port=env.env_int("SERVE_PORT", 8443, minimum=1),
+        http_port=env.env_int("SERVE_HTTP_PORT", 0),
         tls_cert=Path(cert).resolve() if cert else None,
         tls_key=Path(key).resolve() if key else None,
-        gunicorn_workers=settings.env_int("SERVE_GUNICORN_WORKERS", 2, minimum=1),
-        daphne_processes=settings.env_int("SERVE_DAPHNE_PROCESSES", 1, minimum=1),
+        gunicorn_workers=env.env_int("SERVE_GUNICORN_WORKERS", 2, minimum=1),
+        daphne_processes=env.env_int("SERVE_DAPHNE_PROCESSES", 1, minimum=1),
         runtime_dir=runtime,
-        metrics_dir=Path(settings.env_str("PROMETHEUS_MULTIPROC_DIR", "") or runtime / "prometheus").resolve(),
+        metrics_dir=Path(env.env_str("PROMETHEUS_MULTIPROC_DIR", "") or runtime / "prometheus").resolve(),
         static_root=Path(settings.STATIC_ROOT),
         host_names=tuple(tls.certificate_names(settings.ALLOWED_HOSTS)),
     )

@@ -7,8 +7,9 @@ user lookup (`auth.user`, ops "get", as its example has it), all at the scenario
 
 from __future__ import annotations
 
+from dashboard_project.env import redis_url_for_db
 from dashboard_project.settings import *  # noqa: F403
-from dashboard_project.settings import CACHE_TTL_SECONDS, INSTALLED_APPS, REDIS_CACHE_DB, REDIS_URL, redis_url_for_db
+from dashboard_project.settings import CACHE_TTL_SECONDS, INSTALLED_APPS, REDIS_CACHE_DB, REDIS_URL
 
 INSTALLED_APPS = [*INSTALLED_APPS, "cacheops", "bench.peer_settings.counting.CacheopsReads"]
 CACHEOPS_REDIS = redis_url_for_db(REDIS_URL, REDIS_CACHE_DB)
