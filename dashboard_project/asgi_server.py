@@ -79,15 +79,14 @@ class GracefulServer(Server):
             port.stopListening()
         while (busy := self._wind_down()) and loop.time() < deadline:
             await asyncio.sleep(_POLL_SECONDS)
-        if not busy:
-            # Left: consumers of closed sockets, out of their group, in their channel-layer receive.
-            await self._cancel([d["application_instance"] for d in self.connections.values() if not _done(d)])
+        if busy:
+            busy_ones = [p for p, d in self.connections.items() if not _finished(p, d)]
+            logger.warning("Still busy after the grace period, cancelled: %s", ", ".join(map(repr, busy_ones)))
+        else:
             logger.info("Drained: every request answered, every WebSocket closed")
-            return
-        left = [d["application_instance"] for d in self.connections.values() if not _done(d)]
-        busy_ones = [p for p, d in self.connections.items() if not _finished(p, d)]
-        logger.warning("Still busy after the grace period, cancelled: %s", ", ".join(map(repr, busy_ones)))
-        await self._cancel(left)
+        # Drained, what is left are consumers of closed sockets, out of their group, in their
+        # channel-layer receive; otherwise also what outlived the grace period.
+        await self._cancel([d["application_instance"] for d in self.connections.values() if not _done(d)])
 
     @staticmethod
     async def _cancel(instances: list[asyncio.Future]) -> None:

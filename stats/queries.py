@@ -121,7 +121,7 @@ QUERIES: list[Query] = [
         effects={**_every(_COUNTS[0] + _COUNTS[1]), READING: Effect.UPDATE}, updater="compliance_add",
     ),
     # The three counts are also in the stats: computed from its cached value, they cost the
-    # database nothing when their TTL runs out (three queries per organization and minute before).
+    # database nothing when their TTL runs out.
     Query(
         "units:status", "UNITS_STATUS", "units/status", Scope.ORG, "unit_status_counts",
         reads=(Unit,), effects=_every((UNIT_UPDATE,)), part_of=("stats", "unitCounts"),
