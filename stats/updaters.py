@@ -5,6 +5,7 @@ so the updated value is byte for byte what a recomputation would give."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 from .cache import StaleState
@@ -17,9 +18,9 @@ def _dumps(data: object) -> bytes:
     return json_bytes(data)
 
 
-def _add(add) -> None:
+def _add(add: Callable[[], object]) -> object:
     try:
-        add()
+        return add()
     except MissedUpdate as exc:
         raise StaleState(str(exc)) from exc
 
@@ -28,10 +29,14 @@ def trend_add(value: bytes | None, state: bytes, reading: Reading, temp_min: flo
     """A unit's trend with one more reading (and buckets past the window dropped); rebuilt from
     its state alone when the value expired (the trend is the unit's id and its points)."""
     trend = TrendState.loads(state)
-    _add(lambda: trend.add(reading, now))
+    before = sorted(trend.buckets)
+    changed = _add(lambda: trend.add(reading, now))
     trend.slide(now)
-    data = json.loads(value) if value is not None else {"unitId": reading.unit_id}
-    data["points"] = trend.points()
+    if value is None:
+        data = {"unitId": reading.unit_id, "points": trend.points()}
+    else:
+        data = json.loads(value)
+        data["points"] = trend.points_since(before, data["points"], changed)
     return _dumps(data), trend.dumps()
 
 
