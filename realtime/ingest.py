@@ -70,8 +70,8 @@ def ingest_uplink(*, org: Organization, envelope: Envelope, keep: bool = True) -
                 result = _apply(org, envelope, keep)
             break
         except IntegrityError:
-            # Two deliveries of one uplink raced and the other stored it (or noted the same
-            # unclaimed device): applied again, this one sees what the other wrote.
+            # Two uplinks of one unclaimed device raced to note it first: applied again, this one
+            # sees what the other wrote. (Readings do not conflict: `insert_new` skips stored ones.)
             if attempt == 2:
                 raise
     INGEST.labels(result.outcome).inc()
@@ -175,32 +175,27 @@ def _update_device(device: Device, envelope: Envelope, extraction: Extraction) -
 def _store(
     unit: Unit, device: Device, envelope: Envelope, extraction: Extraction, emitted: list[Event]
 ) -> tuple[str, list[int]]:
-    readings = extraction.readings
-    existing = set(
-        TemperatureReading.objects.filter(uplink_id__in=[r.uplink_id for r in readings]).values_list(
-            "uplink_id", flat=True
-        )
+    stored = TemperatureReading.objects.insert_new(
+        [
+            TemperatureReading(
+                unit=unit,
+                device=device,
+                organization_id=unit.organization_id,
+                temperature=reading.temperature,
+                humidity=extraction.humidity,
+                battery_percent=extraction.battery_percent,
+                battery_volts=extraction.battery_volts,
+                rssi=envelope.rssi,
+                recorded_at=reading.recorded_at,
+                received_at=timezone.now(),
+                uplink_id=reading.uplink_id,
+                source=extraction.source,
+            )
+            for reading in extraction.readings
+        ]
     )
-    fresh = [r for r in readings if r.uplink_id not in existing]
-    if not fresh:
+    if not stored:
         return "duplicate", []
-    stored = [
-        TemperatureReading.objects.create(
-            unit=unit,
-            device=device,
-            organization_id=unit.organization_id,
-            temperature=reading.temperature,
-            humidity=extraction.humidity,
-            battery_percent=extraction.battery_percent,
-            battery_volts=extraction.battery_volts,
-            rssi=envelope.rssi,
-            recorded_at=reading.recorded_at,
-            received_at=timezone.now(),
-            uplink_id=reading.uplink_id,
-            source=extraction.source,
-        )
-        for reading in fresh
-    ]
     READINGS_STORED.labels(extraction.source.partition(":")[0]).inc(len(stored))
     newest = stored[-1]
     previous_id, unit.latest_reading_id = unit.latest_reading_id, max(r.id for r in stored)

@@ -7,7 +7,9 @@ import secrets
 import uuid
 
 from django.conf import settings
-from django.db import models
+from django.db import connections, models
+from django.db.models.constants import OnConflict
+from django.db.models.sql import InsertQuery
 
 
 def new_webhook_secret() -> str:
@@ -158,6 +160,28 @@ class Device(models.Model):
         return self.dev_eui
 
 
+class ReadingQuerySet(models.QuerySet):
+    def insert_new(self, readings: list[TemperatureReading]) -> list[TemperatureReading]:
+        """Insert the readings whose `uplink_id` is not stored yet, in one statement (`ON CONFLICT
+        DO NOTHING RETURNING`); returns those, in their order, with their ids set. A check first
+        and an insert after cost an uplink two round trips and two compiled queries."""
+        opts = self.model._meta
+        fields = [field for field in opts.concrete_fields if not field.primary_key]
+        query = InsertQuery(self.model, on_conflict=OnConflict.IGNORE)
+        query.insert_values(fields, readings)
+        ((statement, params),) = query.get_compiler(using=self.db).as_sql()
+        connection = connections[self.db]
+        returning = ", ".join(connection.ops.quote_name(opts.get_field(name).column) for name in ("id", "uplink_id"))
+        with connection.cursor() as cursor:
+            cursor.execute(f"{statement} RETURNING {returning}", params)
+            ids = {uplink_id: pk for pk, uplink_id in cursor.fetchall()}
+        inserted = [reading for reading in readings if reading.uplink_id in ids]
+        for reading in inserted:
+            reading.pk = ids[reading.uplink_id]
+            reading._state.adding, reading._state.db = False, self.db
+        return inserted
+
+
 class TemperatureReading(models.Model):
     unit = models.ForeignKey(Unit, on_delete=models.CASCADE, related_name="readings")
     device = models.ForeignKey(Device, on_delete=models.SET_NULL, null=True, related_name="readings")
@@ -173,6 +197,8 @@ class TemperatureReading(models.Model):
     uplink_id = models.CharField(max_length=200, unique=True)
     # Where the temperature came from: override, normalized, catalogue:<brand>/<model> or generic.
     source = models.CharField(max_length=100, blank=True, db_default="")
+
+    objects = ReadingQuerySet.as_manager()
 
     class Meta:
         indexes = [
