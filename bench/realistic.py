@@ -164,6 +164,17 @@ def day(
             / (profile["realisticSeconds"] / 60),
             1,
         ),
+        # Expired values rebuilt from their kept state (one check query each, no aggregation).
+        "rebuiltPerMinute": round(
+            sum(
+                servers.delta(a, b, name)
+                for a, b in ((after, before), (ingest_after, ingest_before))
+                for name in a
+                if name.startswith("dashboard_cache_rebuilt_total{")
+            )
+            / (profile["realisticSeconds"] / 60),
+            1,
+        ),
         "recomputesByQueryType": {
             name.split('"')[1]: servers.delta(after, before, name) + servers.delta(ingest_after, ingest_before, name)
             for name in after
@@ -237,7 +248,8 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
     print(f"   hit rate by query type (cache on): {on['hitRateByQueryType']}", flush=True)
     print(f"   hit rate by query type (TTL {LONG_TTL_SECONDS}s): {runs[2]['hitRateByQueryType']}", flush=True)
     for r in (on, long_ttl := runs[2]):
-        print(f"   computations by query type (TTL {r['ttlSeconds']}s): {r['recomputesByQueryType']}", flush=True)
+        print(f"   computations by query type (TTL {r['ttlSeconds']}s): {r['recomputesByQueryType']};"
+              f" rebuilt from their state: {r['rebuiltPerMinute']}/min", flush=True)  # fmt: skip
     for r in runs:
         print(f"   events sent by type (cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}): "
               f"{r['eventsSentByType']}", flush=True)  # fmt: skip
@@ -258,7 +270,10 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
             "dbQueriesPerLoad<=0.05": queries <= 0.05,
             "loadP99<=2xFloor": (run["loadLatency"]["p99_ms"] or 1e9) <= 2 * floor_p99,
             "uplinkToEventP99<50ms": (run["uplinkToEvent"]["p99_ms"] or 1e9) < 50,
-            f"recomputesPerMinute<=expiryAlone({expiry_alone:.0f})": run["recomputesPerMinute"] <= expiry_alone,
+            # A rebuild from the state is counted as a computation here too.
+            f"recomputesPerMinute<=expiryAlone({expiry_alone:.0f})": run["recomputesPerMinute"]
+            + run["rebuiltPerMinute"]
+            <= expiry_alone,
         }
 
     targets, targets_long = met(on, TTL_SECONDS), met(long_ttl, LONG_TTL_SECONDS)

@@ -82,6 +82,9 @@ class Query:
     reads: tuple[type[Model], ...]  # the models the selector reads
     effects: dict[Change, Effect] = field(default_factory=dict)
     updater: str = ""  # for Effect.UPDATE: the function of `stats.updaters` that applies a reading
+    # The function of `stats.selectors` that rebuilds the value from the state kept beside it once
+    # the value expired, when that state is current: (state, org_id=, unit_id=) -> Stateful or None.
+    rebuilder: str = ""
     cached: bool = True
     ttl: int | None = None  # seconds; None: CACHE_TTL_SECONDS
     # Refresh ahead (`stats.cache.ahead`): a fast-path read this close to the end of the TTL, on
@@ -97,6 +100,9 @@ class Query:
     def select(self, **ids: object) -> object:
         """The selector's response-ready data (looked up by name on each call)."""
         return getattr(selectors, self.selector)(**ids)
+
+    def rebuild(self, state: bytes, **ids: object) -> object:
+        return getattr(selectors, self.rebuilder)(state, **ids)
 
     def ttl_seconds(self) -> int:
         return self.ttl if self.ttl is not None else int(settings.CACHE_TTL_SECONDS)
@@ -134,6 +140,7 @@ QUERIES: list[Query] = [
         "temperature:trends", "TEMPERATURE_TRENDS", "units/{unit}/trends", Scope.UNIT, "unit_trend_stateful",
         reads=(TemperatureReading, Unit),
         effects={READING: Effect.UPDATE, READINGS_BACKFILLED: Effect.INVALIDATE}, updater="trend_add",
+        rebuilder="unit_trend_from_state",
     ),
     Query(
         "devices:online", "DEVICES_ONLINE", "devices/online", Scope.ORG, "device_online_counts",

@@ -38,25 +38,35 @@ def query_json(
     unit_id: uuid.UUID | None = None,
     refresh: bool = False,
     unless_locked: bool = False,
+    from_state: bool = True,
 ) -> bytes | None:
     """The response bytes of the catalogue's query `name`: read through the cache when the
-    catalogue caches it, computed (and stored) when `refresh`. Raises UnitNotFound (nothing
-    cached) for a unit of another organization."""
+    catalogue caches it, computed (and stored) when `refresh`. A query with a rebuilder is
+    rebuilt from its kept state when that is current, unless `from_state` is false (`?refresh=1`
+    asks the database). Raises UnitNotFound (nothing cached) for a unit of another organization."""
     query = queries.by_name(name)
+    ids = {"org_id": org_id, **({"unit_id": unit_id} if unit_id else {})}
 
     def produce() -> bytes | tuple[bytes, bytes]:
         if query.part_of is not None and unit_id is None:
             whole, field = query.part_of
             return json_bytes(json.loads(query_json(whole, org_id=org_id))[field])
-        data = query.select(org_id=org_id, **({"unit_id": unit_id} if unit_id else {}))
+        data = query.select(**ids)
         if isinstance(data, Stateful):
             return json_bytes(data.data), data.state
         return json_bytes(data)
 
+    def rebuild(state: bytes) -> tuple[bytes, bytes] | None:
+        data = query.rebuild(state, **ids)
+        return None if data is None else (json_bytes(data.data), data.state)
+
     if not query.cached:
         return produce()
     key = query_key(query, org_id=org_id, unit_id=unit_id)
-    return cache.recompute(key, produce, unless_locked=unless_locked) if refresh else cache.read_through(key, produce)
+    from_kept = rebuild if query.rebuilder and from_state else None
+    if refresh:
+        return cache.recompute(key, produce, from_kept, unless_locked=unless_locked)
+    return cache.read_through(key, produce, from_kept)
 
 
 def change_keys(

@@ -48,7 +48,9 @@ def query_view(query: queries.Query) -> Callable[..., HttpResponse]:
                 return json_error(400, "unit must be a UUID", field="unit")
         refresh = query.cached and request.GET.get("refresh", "") in {"1", "true"}
         try:
-            return json_raw(services.query_json(query.name, org_id=org_id, unit_id=unit_id, refresh=refresh))
+            # ?refresh=1 asks the database itself, not a value rebuilt from its kept state.
+            ids = {"org_id": org_id, "unit_id": unit_id}
+            return json_raw(services.query_json(query.name, **ids, refresh=refresh, from_state=not refresh))
         except services.UnitNotFound:
             return json_error(404, "unit not found")
 

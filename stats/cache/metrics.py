@@ -16,6 +16,11 @@ CACHE_LATENCY = Histogram(
 CACHE_RECOMPUTE = Counter(
     "dashboard_cache_recompute_total", "Aggregations computed from the database on a miss", ["query_type"]
 )
+CACHE_REBUILT = Counter(
+    "dashboard_cache_rebuilt_total",
+    "Values rebuilt on a miss from the state kept beside them (one check query, no aggregation)",
+    ["query_type"],
+)
 CACHE_STALE_SET_REFUSED = Counter(
     "dashboard_cache_stale_set_refused_total",
     "Computed values not stored because an invalidation happened while they were computed",

@@ -23,7 +23,14 @@ from . import ahead, scripts
 from .boundary import CacheUnavailable, is_enabled, redis_call, ttl_seconds
 from .keys import CacheKey, index_key, key_generation_key, lock_key, org_generation_key, state_key
 from .lane import near_forget
-from .metrics import CACHE_HIT, CACHE_MISS, CACHE_RECOMPUTE, CACHE_SINGLEFLIGHT_WAIT, CACHE_STALE_SET_REFUSED
+from .metrics import (
+    CACHE_HIT,
+    CACHE_MISS,
+    CACHE_REBUILT,
+    CACHE_RECOMPUTE,
+    CACHE_SINGLEFLIGHT_WAIT,
+    CACHE_STALE_SET_REFUSED,
+)
 
 logger = logging.getLogger("stats.cache")
 
@@ -87,21 +94,25 @@ def ttl_of(key: CacheKey) -> int | None:
 class _Token:
     keys: list[str]
     values: list[str]
+    held: bytes | None = None  # the key's stored state, when asked for (`Rebuild`)
 
 
 # Tests switch the protection off to show that the hammer test can fail without it.
 STALE_SET_PROTECTION = True
 
 
-def _take_token(client, key: str) -> _Token:
-    if not STALE_SET_PROTECTION:
-        return _Token([], [])
+def _take_token(client, key: CacheKey, with_state: bool) -> _Token:
+    """The key's generations (a value computed from here is stored only if they are unchanged),
+    and in the same round trip its stored state when `with_state`."""
     generation_keys = [key_generation_key(key)]
-    org_id = key.org_id
-    if org_id:
-        generation_keys.append(org_generation_key(org_id))
-    values = [(raw or b"0").decode() for raw in client.mget(generation_keys)]
-    return _Token(generation_keys, values)
+    if key.org_id:
+        generation_keys.append(org_generation_key(key.org_id))
+    if not STALE_SET_PROTECTION:
+        generation_keys = []
+    asked = [*generation_keys, *([state_key(key)] if with_state else [])]
+    read = client.mget(asked) if asked else []
+    held = read.pop() if with_state else None
+    return _Token(generation_keys, [(raw or b"0").decode() for raw in read], held)
 
 
 # Values fetched ahead by `read_ahead`, consumed by `read_through` in the same request.
@@ -131,10 +142,14 @@ def read_ahead(keys: list[CacheKey]) -> Iterator[None]:
 
 # What a computation returns: the value, or the value and the state a change updates it from.
 Computed = bytes | tuple[bytes, bytes]
+# The value and its state rebuilt from the state stored beside the expired value (passed in), or
+# None when that state cannot be trusted to be current: then the value is computed.
+Rebuild = Callable[[bytes], tuple[bytes, bytes] | None]
 
 
-def read_through(key: CacheKey, compute: Callable[[], Computed]) -> bytes:
-    """Cache-aside read: the cached bytes, or `compute()` stored for next time.
+def read_through(key: CacheKey, compute: Callable[[], Computed], rebuild: Rebuild | None = None) -> bytes:
+    """Cache-aside read: the cached bytes, or `compute()` stored for next time (or, with
+    `rebuild`, the value rebuilt from the state kept beside it when that state is current).
 
     Errors never reach the caller: on any Redis failure the value is computed and returned.
     A computed value is stored only if no invalidation touched the key meanwhile.
@@ -156,10 +171,12 @@ def read_through(key: CacheKey, compute: Callable[[], Computed]) -> bytes:
         CACHE_HIT.labels(query_type).inc()
         return cached
     CACHE_MISS.labels(query_type).inc()
-    return _fill(key, query_type, compute)
+    return _fill(key, query_type, compute, rebuild)
 
 
-def recompute(key: CacheKey, compute: Callable[[], Computed], *, unless_locked: bool = False) -> bytes | None:
+def recompute(
+    key: CacheKey, compute: Callable[[], Computed], rebuild: Rebuild | None = None, *, unless_locked: bool = False
+) -> bytes | None:
     """Compute from the database and store the result, ignoring what is cached (`?refresh=1`, an
     event's refresh, a refresh ahead of expiry). The key's single-flight lock is held meanwhile
     when it is free: a reader that misses waits for this value, as for another reader's, instead
@@ -177,11 +194,11 @@ def recompute(key: CacheKey, compute: Callable[[], Computed], *, unless_locked: 
             if unless_locked and not locked:
                 return None
             with redis_call("get") as client:
-                token = _take_token(client, key)
+                token = _take_token(client, key, rebuild is not None)
         except CacheUnavailable:
             token = None
     try:
-        value, state = _compute(query_type, compute)
+        value, state = _rebuild_or_compute(query_type, compute, rebuild, token)
         if token is not None:
             _store_if_current(key, query_type, value, state, token)
         return value
@@ -190,7 +207,7 @@ def recompute(key: CacheKey, compute: Callable[[], Computed], *, unless_locked: 
             _release_lock(key, lock_value)
 
 
-def _fill(key: CacheKey, query_type: str, compute: Callable[[], Computed]) -> bytes:
+def _fill(key: CacheKey, query_type: str, compute: Callable[[], Computed], rebuild: Rebuild | None) -> bytes:
     lock_value = uuid.uuid4().hex
     try:
         with redis_call("lock") as client:
@@ -207,11 +224,11 @@ def _fill(key: CacheKey, query_type: str, compute: Callable[[], Computed]) -> by
                 if cached is not None:
                     scripts.run(client, scripts.RELEASE_LOCK, [lock_key(key)], [lock_value])
                     return cached
-            token = _take_token(client, key)
+            token = _take_token(client, key, rebuild is not None)
     except CacheUnavailable:
         return _compute(query_type, compute)[0]
     try:
-        value, state = _compute(query_type, compute)
+        value, state = _rebuild_or_compute(query_type, compute, rebuild, token)
         _store_if_current(key, query_type, value, state, token)
         return value
     finally:
@@ -240,6 +257,21 @@ def _wait_for_value(client, key: str, lock_value: str) -> tuple[bytes | None, bo
         if client.set(lock_key(key), lock_value, nx=True, px=LOCK_TTL_MS):
             return None, True
     return None, False
+
+
+def _rebuild_or_compute(
+    query_type: str, compute: Callable[[], Computed], rebuild: Rebuild | None, token: _Token | None
+) -> tuple[bytes, bytes]:
+    """The value rebuilt from its held state when there is one and it is current, else computed.
+    A state lives longer than its value (`scripts.STATE_MIN_SECONDS`) and every change since its
+    computation is in it; a trend read after its TTL ran out costs one check query instead of
+    aggregating 24 h of readings."""
+    if rebuild is not None and token is not None and token.held:
+        rebuilt = rebuild(token.held)
+        if rebuilt is not None:
+            CACHE_REBUILT.labels(query_type).inc()
+            return rebuilt
+    return _compute(query_type, compute)
 
 
 def _compute(query_type: str, compute: Callable[[], Computed]) -> tuple[bytes, bytes]:

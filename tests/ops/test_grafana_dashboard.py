@@ -191,6 +191,11 @@ def exported_metrics(db, request, redis_client) -> set[str]:
     redis_client.set(cache.lock_key(waited_key), "someone-else", px=50)
     cache.read_through(waited_key, lambda: b"{}")
 
+    # A value rebuilt from the state kept beside it after the value expired.
+    trend_key = cache.cache_key(QueryType.TEMPERATURE_TRENDS, org.id, unit.id)
+    redis_client.set(f"dashmeta:state:{trend_key}", b"kept")
+    assert cache.read_through(trend_key, lambda: b"computed", lambda held: (b"rebuilt", held)) == b"rebuilt"
+
     # Cache errors, then the breaker opening and skipping operations.
     request.getfixturevalue("redis_down")
     for _ in range(cache.BREAKER_FAILURE_THRESHOLD + 2):
