@@ -96,6 +96,9 @@ class Query:
     # computed from it through the cache (no query of its own when that one is cached). Every
     # change that alters it must alter the other too (a catalogue test checks).
     part_of: tuple[str, str] | None = None
+    # Its value is a figure over the last 24 h (`stats.windows`): it changes when the oldest bucket
+    # leaves the window, every 15 minutes, with no change to tell. A cached value expires then.
+    windowed: bool = False
 
     def select(self, **ids: object) -> object:
         """The selector's response-ready data (looked up by name on each call)."""
@@ -125,6 +128,7 @@ QUERIES: list[Query] = [
         "stats", "STATS", "stats", Scope.ORG, "organization_stats_stateful",
         reads=(Unit, Alert, Device, TemperatureReading, Membership, Site),
         effects={**_every(_COUNTS[0] + _COUNTS[1]), READING: Effect.UPDATE}, updater="compliance_add",
+        windowed=True,
     ),
     # The three counts are also in the stats: computed from its cached value, they cost the
     # database nothing when their TTL runs out.
@@ -140,7 +144,7 @@ QUERIES: list[Query] = [
         "temperature:trends", "TEMPERATURE_TRENDS", "units/{unit}/trends", Scope.UNIT, "unit_trend_stateful",
         reads=(TemperatureReading, Unit),
         effects={READING: Effect.UPDATE, READINGS_BACKFILLED: Effect.INVALIDATE}, updater="trend_add",
-        rebuilder="unit_trend_from_state",
+        rebuilder="unit_trend_from_state", windowed=True,
     ),
     Query(
         "devices:online", "DEVICES_ONLINE", "devices/online", Scope.ORG, "device_online_counts",

@@ -18,7 +18,7 @@ from django.utils import timezone
 from . import cache, queries, selectors, updaters
 from .models import Membership, Organization
 from .windowed import Stateful
-from .windows import Reading
+from .windows import Reading, ms_to_next_bucket
 
 UnitNotFound = selectors.UnitNotFound
 
@@ -100,6 +100,8 @@ def query_refresh_ahead(key: cache.CacheKey, seconds_left: float | None) -> bool
     query = queries.by_name(key.query_type)
     if query is None:
         return False
+    if query.windowed and seconds_left is not None and seconds_left >= ms_to_next_bucket(timezone.now()) / 1000 - 1:
+        return False  # it expires at the window's boundary: a value computed now would expire with it
     return cache.refresh_ahead(key, query.lead_seconds(), seconds_left, lambda: query_refresh(key, unless_locked=True))
 
 

@@ -32,6 +32,11 @@ def bucket_of(at: datetime) -> datetime:
     return at.replace(minute=at.minute - at.minute % 15, second=0, microsecond=0)
 
 
+def ms_to_next_bucket(now: datetime) -> int:
+    """Milliseconds until the next bucket starts (when a window's oldest bucket leaves it)."""
+    return max(1, int((bucket_of(now) + BUCKET - now) / timedelta(milliseconds=1)))
+
+
 def window_start(now: datetime) -> datetime:
     """The first instant of the window that `now` falls in (its oldest bucket's start)."""
     return bucket_of(now) - (BUCKETS - 1) * BUCKET

@@ -27,7 +27,7 @@ from .invalidation import GENERATION_TTL_SECONDS
 from .keys import CacheKey, index_key, key_generation_key, state_key
 from .lane import near_forget
 from .metrics import CACHE_MAINTAINED
-from .readthrough import key_ttl
+from .readthrough import key_ttl_ms
 
 logger = logging.getLogger("stats.cache")
 
@@ -81,7 +81,7 @@ def maintain(key: CacheKey, update: Update) -> Maintained:
                     client,
                     scripts.MAINTAIN_WRITE,
                     [*keys, index_key(key.org_id)],
-                    [read[1], value, state, key_ttl(key), GENERATION_TTL_SECONDS],
+                    [read[1], value, state, key_ttl_ms(key), GENERATION_TTL_SECONDS],
                 )
             if int(written):
                 outcome = Maintained.UPDATED

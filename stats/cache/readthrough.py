@@ -18,7 +18,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
+from ..windows import ms_to_next_bucket
 from . import ahead, scripts
 from .boundary import CacheUnavailable, is_enabled, redis_call, ttl_seconds
 from .keys import CacheKey, index_key, key_generation_key, lock_key, org_generation_key, state_key
@@ -48,6 +50,19 @@ def key_ttl(key: CacheKey) -> int:
     return query.ttl_seconds() if query is not None else ttl_seconds()
 
 
+def key_ttl_ms(key: CacheKey, ttl: int | None = None) -> int:
+    """How long a value stored now lives, in ms: the key's TTL (or `ttl` seconds), ending no later
+    than the next 15-minute boundary for a windowed query's value (a 24 h figure changes there
+    when its oldest bucket leaves the window, with no reading to update it)."""
+    from .. import queries
+
+    ms = (ttl or key_ttl(key)) * 1000
+    query = queries.by_name(key.query_type)
+    if query is not None and query.windowed:
+        ms = min(ms, ms_to_next_bucket(datetime.now(UTC)))
+    return max(ms, 1)
+
+
 def get(key: CacheKey) -> bytes | None:
     """The cached bytes, or None on a miss, when disabled, or when Redis fails."""
     if not is_enabled():
@@ -71,7 +86,7 @@ def set(key: CacheKey, value: bytes, ttl: int | None = None) -> bool:  # noqa: A
                 client,
                 scripts.CAS_SET,
                 [key, index_key(org_id) if org_id else "", state_key(key)],
-                [value, ttl or key_ttl(key), ""],
+                [value, key_ttl_ms(key, ttl), ""],
             )
     except CacheUnavailable:
         return False
@@ -291,7 +306,7 @@ def _store_if_current(key: CacheKey, query_type: str, value: bytes, state: bytes
                 client,
                 scripts.CAS_SET,
                 [key, index_key(org_id) if org_id else "", state_key(key), *token.keys],
-                [value, key_ttl(key), state, *token.values],
+                [value, key_ttl_ms(key), state, *token.values],
             )
     except CacheUnavailable:
         return

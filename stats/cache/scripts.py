@@ -26,11 +26,11 @@ STATE_MIN_SECONDS = 3600
 
 
 def _state_ttl_lua(ttl_argv: int) -> str:
-    """A state's lifetime, in Lua, for a value whose TTL is ARGV[ttl_argv]."""
-    return f"math.max(2 * tonumber(ARGV[{ttl_argv}]), {STATE_MIN_SECONDS})"
+    """A state's lifetime in seconds, in Lua, for a value whose TTL in ms is ARGV[ttl_argv]."""
+    return f"math.max(2 * math.ceil(tonumber(ARGV[{ttl_argv}]) / 1000), {STATE_MIN_SECONDS})"
 
 
-# KEYS: value key, index key, state key, generation keys...; ARGV: value, ttl, state ('' for
+# KEYS: value key, index key, state key, generation keys...; ARGV: value, ttl (ms), state ('' for
 # none), expected generations... Stores the value (and the state a change updates it from) only if
 # no generation moved since the computation began.
 CAS_SET = Lua(
@@ -38,8 +38,8 @@ CAS_SET = Lua(
 for i = 4, #KEYS do
   if (redis.call('GET', KEYS[i]) or '0') ~= ARGV[i] then return 0 end
 end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
-local lives = tonumber(ARGV[2])
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local lives = math.ceil(tonumber(ARGV[2]) / 1000)
 if ARGV[3] ~= '' then
   lives = STATE_TTL
   redis.call('SET', KEYS[3], ARGV[3], 'EX', lives)
@@ -103,13 +103,13 @@ return {0}
 )
 
 # KEYS: value key, state key, generation key, index key; ARGV: the state read, new value, new
-# state, ttl, generation ttl. Writes only if the state is still the one read (else 0: read again).
+# state, ttl (ms), generation ttl. Writes only if the state is still the one read (else 0: read again).
 # Bumps the generation, so a computation that began before the change stores nothing.
 MAINTAIN_WRITE = Lua(
     """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 local lives = STATE_TTL
-redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[4])
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
 redis.call('SET', KEYS[2], ARGV[3], 'EX', lives)
 redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[5])

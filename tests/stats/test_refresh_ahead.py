@@ -75,3 +75,21 @@ def test_no_refresh_ahead_while_another_process_computes_the_value(member_client
     assert _wait_for(lambda: ahead.refresher._pending == set())
     assert metric("dashboard_cache_recompute_total", query_type="stats") == recomputes
     assert redis_client.ttl(key) <= 2
+
+
+def test_a_windowed_value_ending_at_the_window_boundary_is_not_refreshed_ahead(member_client, monkeypatch):
+    """A trend or the stats expire when the window moves on; computed just before, the new value
+    would expire at the same instant."""
+    from stats import services
+
+    org, _ = member_client
+    monkeypatch.setattr(ahead, "_draw", lambda: 1e-9)  # -ln: huge, so every read near enough is due
+    monkeypatch.setattr(services, "ms_to_next_bucket", lambda now: 10_000)
+    key = cache_key(QueryType.STATS, org.id)
+    scheduled = metric("dashboard_cache_refresh_ahead_total", query_type="stats", outcome="scheduled")
+    assert not services.query_refresh_ahead(key, 10.0)  # its expiry is the boundary
+    assert not services.query_refresh_ahead(key, 9.5)
+    assert metric("dashboard_cache_refresh_ahead_total", query_type="stats", outcome="scheduled") == scheduled
+    assert services.query_refresh_ahead(key, 2.0)  # expiring before it: its TTL, refreshed ahead as usual
+    assert metric("dashboard_cache_refresh_ahead_total", query_type="stats", outcome="scheduled") == scheduled + 1
+    assert _wait_for(lambda: ahead.refresher._pending == set())  # the refresh ran before the test ends

@@ -1,0 +1,67 @@
+"""A 24 h figure (a unit's trend, the organization's compliance) changes every 15 minutes, when
+its oldest bucket leaves the window, with no reading or event to tell the cache. Its cached value
+expires at that boundary, whatever its TTL: read a moment after, it is computed (or rebuilt) for
+the new window instead of showing a bucket that left it."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+from django.test import Client, override_settings
+from django.utils import timezone
+
+from realtime import broadcast, events
+from stats.cache import QueryType, cache_key
+from stats.windows import ms_to_next_bucket
+from tests import factories
+
+pytestmark = pytest.mark.django_db
+
+
+def _boundary_ms() -> int:
+    return ms_to_next_bucket(datetime.now(UTC))
+
+
+@pytest.fixture
+def watched(db):
+    org = factories.organization()
+    unit = factories.unit(org)
+    client = Client()
+    client.force_login(factories.member(org))
+    return org, unit, client
+
+
+def _read_all(org, unit, client) -> None:
+    for path in ("stats", f"units/{unit.id}/trends", "units/status"):
+        assert client.get(f"/api/orgs/{org.id}/{path}").status_code == 200
+
+
+@override_settings(CACHE_TTL_SECONDS=3600)  # longer than a bucket: only the boundary can end it sooner
+def test_a_windowed_value_expires_at_the_next_boundary_and_the_others_at_their_ttl(watched, redis_client):
+    org, unit, client = watched
+    factories.reading(unit, 4.0)
+    for _ in range(2):  # a boundary passing during the reads would blur the bounds: read again then
+        before = _boundary_ms()
+        _read_all(org, unit, client)
+        after = _boundary_ms()
+        if after <= before:
+            break
+    windowed = [cache_key(QueryType.STATS, org.id), cache_key(QueryType.TEMPERATURE_TRENDS, org.id, unit.id)]
+    for key in windowed:
+        assert after - 1000 <= redis_client.pttl(key) <= before, key
+    assert redis_client.pttl(cache_key(QueryType.UNITS_STATUS, org.id)) > 3600_000 - 5000
+
+
+@override_settings(CACHE_TTL_SECONDS=3600)
+def test_a_value_updated_in_place_by_a_reading_expires_at_the_next_boundary_too(watched, redis_client):
+    org, unit, client = watched
+    first = factories.reading(unit, 4.0)
+    _read_all(org, unit, client)
+    newest = factories.reading(unit, 5.0, at=timezone.now())
+    before = _boundary_ms()
+    broadcast.emit([events.reading(unit, newest, first.id)])
+    after = _boundary_ms()
+    key = cache_key(QueryType.TEMPERATURE_TRENDS, org.id, unit.id)
+    assert redis_client.get(key) is not None  # updated, not dropped
+    assert after - 1000 <= redis_client.pttl(key) <= before  # (a boundary within the emit's ms: 1 in 10^5)
