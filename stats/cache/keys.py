@@ -76,6 +76,15 @@ def cache_key(query_type: str, org_id: uuid.UUID | str, unit_id: uuid.UUID | str
     return CacheKey(key, query.name, org, unit)
 
 
+def part_keys(key: CacheKey) -> list[CacheKey]:
+    """The organization's keys of the queries whose value is a field of `key`'s (`part_of`)."""
+    from .. import queries
+
+    if key.org_id is None or key.unit_id is not None:
+        return []
+    return [cache_key(q.name, key.org_id) for q in queries.cached() if q.part_of and q.part_of[0] == key.query_type]
+
+
 def principal_key(user_id: int) -> CacheKey:
     if not isinstance(user_id, int) or isinstance(user_id, bool) or user_id < 0:
         raise InvalidKeyPart(f"not a user id: {user_id!r}")

@@ -24,7 +24,7 @@ from enum import StrEnum
 from . import scripts
 from .boundary import CacheUnavailable, is_enabled, redis_call
 from .invalidation import GENERATION_TTL_SECONDS
-from .keys import CacheKey, index_key, key_generation_key, state_key
+from .keys import CacheKey, index_key, key_generation_key, part_keys, state_key
 from .lane import near_forget
 from .metrics import CACHE_MAINTAINED
 from .readthrough import key_ttl_ms
@@ -80,7 +80,7 @@ def maintain(key: CacheKey, update: Update) -> Maintained:
                 written = scripts.run(
                     client,
                     scripts.MAINTAIN_WRITE,
-                    [*keys, index_key(key.org_id)],
+                    [*keys, index_key(key.org_id), *part_keys(key)],
                     [read[1], value, state, key_ttl_ms(key), GENERATION_TTL_SECONDS],
                 )
             if int(written):

@@ -12,7 +12,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from realtime import broadcast, events
-from stats.cache import QueryType, cache_key
+from stats.cache import QueryType, cache_key, readthrough
 from stats.windows import ms_to_next_bucket
 from tests import factories
 
@@ -65,3 +65,25 @@ def test_a_value_updated_in_place_by_a_reading_expires_at_the_next_boundary_too(
     key = cache_key(QueryType.TEMPERATURE_TRENDS, org.id, unit.id)
     assert redis_client.get(key) is not None  # updated, not dropped
     assert after - 1000 <= redis_client.pttl(key) <= before  # (a boundary within the emit's ms: 1 in 10^5)
+
+
+def test_a_reading_renews_the_counts_that_are_fields_of_the_stats_once_they_used_half_their_ttl(
+    watched, redis_client, monkeypatch
+):
+    """The three counts are fields of the stats; no change alters one without deleting it, so a
+    count still cached equals the stats' field and lives as long as the stats it is part of."""
+    monkeypatch.setattr(readthrough, "ms_to_next_bucket", lambda now: 900_000)  # no boundary nearby
+    org, unit, client = watched
+    first = factories.reading(unit, 4.0)
+    _read_all(org, unit, client)
+    counts = cache_key(QueryType.UNITS_STATUS, org.id)
+    redis_client.pexpire(counts, 20_000)  # 40 of its 60 s used
+    untouched = cache_key(QueryType.DEVICES_ONLINE, org.id)
+    assert client.get(f"/api/orgs/{org.id}/devices/online").status_code == 200
+    redis_client.pexpire(untouched, 50_000)  # 10 of 60 s used: left alone (an expire drops tracked copies)
+    newest = factories.reading(unit, 5.0)
+    broadcast.emit([events.reading(unit, newest, first.id)])
+    stats_left = redis_client.pttl(cache_key(QueryType.STATS, org.id))
+    assert stats_left > 20_000
+    assert stats_left - 1000 <= redis_client.pttl(counts) <= stats_left
+    assert redis_client.pttl(untouched) <= 50_000
