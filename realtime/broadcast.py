@@ -147,26 +147,32 @@ def emit(events: Sequence[Event]) -> None:
 
 
 def _apply(events: list[Event]) -> bool:
-    """Invalidate, update in place, refresh; True when Redis failed (a value may be left stale: the
-    invalidation alert watches it)."""
-    effects: dict[cache.CacheKey, queries.Effect] = {}
+    """Invalidate, update in place, refresh or rebuild; True when Redis failed (a value may be left
+    stale: the invalidation alert watches it)."""
+    Effect = queries.Effect  # noqa: N806 - the catalogue's enum, named as there
+    readings = [reading for event in events if (reading := event.reading()) is not None]
+    effects: dict[cache.CacheKey, set[queries.Effect]] = {}
     for event in events:
         for key, effect in event.effects().items():
-            effects[key] = queries.Effect.INVALIDATE if effects.get(key) == queries.Effect.INVALIDATE else effect
-    readings = [reading for event in events if (reading := event.reading()) is not None]
-    if not readings:  # nothing to update from (an event built without its reading): invalidate
-        effects = {key: queries.Effect.INVALIDATE if e is queries.Effect.UPDATE else e for key, e in effects.items()}
-    drop = [key for key, effect in effects.items() if effect is not queries.Effect.UPDATE]
-    deleted = cache.invalidate_keys_present(drop)
+            if effect is Effect.UPDATE and not readings:  # an event built without its reading
+                effect = Effect.INVALIDATE
+            effects.setdefault(key, set()).add(effect)
+    # A key one event invalidates is not refreshed, updated or rebuilt for another; one it
+    # refreshes (state deleted) is not updated or rebuilt from its state.
+    invalidated = {key for key, wanted in effects.items() if Effect.INVALIDATE in wanted}
+    refreshed = {key for key, wanted in effects.items() if Effect.REFRESH in wanted} - invalidated
+    rebuilt = {key for key, wanted in effects.items() if Effect.REBUILD in wanted} - invalidated - refreshed
+    updated = {key for key, wanted in effects.items() if Effect.UPDATE in wanted} - invalidated - refreshed
+    deleted = cache.invalidate_keys_present([*invalidated, *refreshed, *rebuilt], keep_state=rebuilt)
     if deleted is None:
         return True
     failed = False
-    for key in (key for key, effect in effects.items() if effect is queries.Effect.UPDATE):
+    for key in updated:  # a rebuilt key's state takes the reading too, before the rebuild reads it
         for reading, low, high in readings:
             outcome = _guarded("update", key, services.query_add_reading, key, reading, temp_min=low, temp_max=high)
             failed |= outcome is cache.Maintained.FAILED
-    refresh = set(deleted) & {key for key, effect in effects.items() if effect is queries.Effect.REFRESH}
-    for key in refresh:
+    # Once each, if it was cached: a value before the values that are its fields.
+    for key in sorted((refreshed | rebuilt) & set(deleted), key=services.refresh_order):
         _guarded("refresh", key, services.query_refresh, key)
     return failed
 

@@ -39,6 +39,11 @@ class Effect(StrEnum):
     # Updated in place from its state by the query's `updater` (`stats.updaters`), before the
     # change's event is sent: exact at once, no recomputation. Without a state: REFRESH.
     UPDATE = "update"
+    # Deleted with its state kept (the change alters nothing the state holds), then, if it was
+    # cached, rebuilt before the change's event is sent by the query's `rebuilder`: what the
+    # change alters is computed again, the rest comes from the state. Without a current state:
+    # REFRESH.
+    REBUILD = "rebuild"
 
 
 @dataclass(frozen=True)
@@ -121,24 +126,30 @@ def _every(changes: tuple[Change, ...], effect: Effect = Effect.INVALIDATE) -> d
     return dict.fromkeys(changes, effect)
 
 
-_COUNTS = (ALERT_CHANGES, (UNIT_UPDATE, DEVICE_STATUS_CHANGE, MEMBERSHIP, SITE, READINGS_BACKFILLED))
+# The state changes dashboards are told of: every open dashboard refetches the counts on them.
+_STATE_CHANGES = (*ALERT_CHANGES, UNIT_UPDATE, DEVICE_STATUS_CHANGE)
 QUERIES: list[Query] = [
-    # The 24 h compliance changes with every reading: updated in place (`stats.updaters`).
+    # The 24 h compliance changes with every reading: updated in place (`stats.updaters`). A state
+    # change alters the counts only: they are counted again, the compliance comes from the state.
     Query(
         "stats", "STATS", "stats", Scope.ORG, "organization_stats_stateful",
         reads=(Unit, Alert, Device, TemperatureReading, Membership, Site),
-        effects={**_every(_COUNTS[0] + _COUNTS[1]), READING: Effect.UPDATE}, updater="compliance_add",
-        windowed=True,
+        effects={
+            **_every((MEMBERSHIP, SITE, READINGS_BACKFILLED)), **_every(_STATE_CHANGES, Effect.REBUILD),
+            READING: Effect.UPDATE,
+        },
+        updater="compliance_add", rebuilder="organization_stats_from_state", windowed=True,
     ),
     # The three counts are also in the stats: computed from its cached value, they cost the
-    # database nothing when their TTL runs out.
+    # database nothing when their TTL runs out, nor when they are refreshed after the stats.
     Query(
         "units:status", "UNITS_STATUS", "units/status", Scope.ORG, "unit_status_counts",
-        reads=(Unit,), effects=_every((UNIT_UPDATE,)), part_of=("stats", "unitCounts"),
+        reads=(Unit,), effects=_every((UNIT_UPDATE,), Effect.REFRESH), part_of=("stats", "unitCounts"),
     ),
     Query(
         "alerts:count", "ALERTS_COUNT", "alerts/count", Scope.ORG_OR_UNIT, "alert_counts",
-        reads=(Alert, Unit), effects=_every(ALERT_CHANGES), on_page=False, part_of=("stats", "alertCounts"),
+        reads=(Alert, Unit), effects=_every(ALERT_CHANGES, Effect.REFRESH), on_page=False,
+        part_of=("stats", "alertCounts"),
     ),
     Query(
         "temperature:trends", "TEMPERATURE_TRENDS", "units/{unit}/trends", Scope.UNIT, "unit_trend_stateful",
@@ -148,7 +159,7 @@ QUERIES: list[Query] = [
     ),
     Query(
         "devices:online", "DEVICES_ONLINE", "devices/online", Scope.ORG, "device_online_counts",
-        reads=(Device,), effects=_every((DEVICE_STATUS_CHANGE,)), part_of=("stats", "deviceCounts"),
+        reads=(Device,), effects=_every((DEVICE_STATUS_CHANGE,), Effect.REFRESH), part_of=("stats", "deviceCounts"),
     ),
     # Not cached (a row per unit or alert, changing with every reading): listed for the page's
     # refetch map only.

@@ -105,6 +105,12 @@ def query_refresh_ahead(key: cache.CacheKey, seconds_left: float | None) -> bool
     return cache.refresh_ahead(key, query.lead_seconds(), seconds_left, lambda: query_refresh(key, unless_locked=True))
 
 
+def refresh_order(key: cache.CacheKey) -> int:
+    """Refresh a value before the values that are its fields (`part_of`): they are read from it."""
+    query = queries.by_name(key.query_type)
+    return 1 if query is not None and query.part_of is not None and key.unit_id is None else 0
+
+
 def query_refresh(key: cache.CacheKey, *, unless_locked: bool = False) -> None:
     """Recompute a cached key from the database and store it (unless invalidated meanwhile): an
     event's refresh. Raises UnitNotFound."""

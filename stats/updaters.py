@@ -43,13 +43,13 @@ def trend_add(value: bytes | None, state: bytes, reading: Reading, temp_min: flo
 def compliance_add(
     value: bytes | None, state: bytes, reading: Reading, temp_min: float, temp_max: float, now: datetime
 ):
-    """An organization's stats with one more reading in its 24 h compliance (None when the stats
-    expired: the state holds the compliance only)."""
-    if value is None:
-        return None
+    """An organization's stats with one more reading in its 24 h compliance; when the stats expired
+    (or are to be rebuilt), the compliance state alone: the state holds no counts."""
     compliance = ComplianceState.loads(state)
     _add(lambda: compliance.add(reading, temp_min, temp_max, now))
     compliance.slide(now)
+    if value is None:
+        return None, compliance.dumps()
     data = json.loads(value)
     data["compliancePercentage"] = compliance.percentage()
     data["lastUpdated"] = iso(now)

@@ -46,19 +46,21 @@ def invalidate_keys(keys: Iterable[CacheKey]) -> int | None:
     return None if deleted is None else len(deleted)
 
 
-def invalidate_keys_present(keys: Iterable[CacheKey]) -> list[CacheKey] | None:
-    """Delete the named keys and bump their generations; the keys that were cached (and are now
-    deleted), None on failure."""
-    keys = list(dict.fromkeys(keys))
+def invalidate_keys_present(keys: Iterable[CacheKey], *, keep_state: Iterable[CacheKey] = ()) -> list[CacheKey] | None:
+    """Delete the named keys and their states (but those of `keep_state`, to be rebuilt from
+    them) and bump their generations; the keys that were cached (and are now deleted), None on
+    failure."""
+    keys, keep = list(dict.fromkeys(keys)), set(keep_state)
     if not keys or not is_enabled():
         return []
     triples: list[str] = []
     for key in keys:
         triples += [key, state_key(key), key_generation_key(key)]
+    args = [GENERATION_TTL_SECONDS, *("keep" if key in keep else "" for key in keys)]
     started = time.perf_counter()
     try:
         with redis_call("invalidate") as client:
-            flags = scripts.run(client, scripts.DELETE_AND_BUMP, triples, [GENERATION_TTL_SECONDS])
+            flags = scripts.run(client, scripts.DELETE_AND_BUMP, triples, args)
     except CacheUnavailable:
         return None
     finally:

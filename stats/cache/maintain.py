@@ -40,14 +40,16 @@ class StaleState(Exception):
 
 class Maintained(StrEnum):
     UPDATED = "updated"  # the new value is stored
+    STATE = "state"  # the value was absent and is not rebuilt from the state alone: its state is updated
     INVALIDATED = "invalidated"  # it was cached without a state (or kept conflicting): deleted
     ABSENT = "absent"  # nothing was cached (the generation was bumped all the same)
     FAILED = "failed"  # Redis failed: nothing known
 
 
-# (value or None when it expired, state) -> (value, state), or None when the value cannot be rebuilt
-# from the state alone.
-Update = Callable[[bytes | None, bytes], tuple[bytes, bytes] | None]
+# (value or None when it expired, state) -> (value, state); the value None when it expired and
+# cannot be rebuilt from the state alone (the state is updated all the same, for the next read's
+# rebuild); None when nothing can be updated.
+Update = Callable[[bytes | None, bytes], tuple[bytes | None, bytes] | None]
 
 
 def maintain(key: CacheKey, update: Update) -> Maintained:
@@ -81,10 +83,10 @@ def maintain(key: CacheKey, update: Update) -> Maintained:
                     client,
                     scripts.MAINTAIN_WRITE,
                     [*keys, index_key(key.org_id), *part_keys(key)],
-                    [read[1], value, state, key_ttl_ms(key), GENERATION_TTL_SECONDS],
+                    [read[1], value or b"", state, key_ttl_ms(key), GENERATION_TTL_SECONDS],
                 )
             if int(written):
-                outcome = Maintained.UPDATED
+                outcome = Maintained.UPDATED if value is not None else Maintained.STATE
                 break
         else:
             with redis_call("invalidate") as client:

@@ -54,14 +54,15 @@ return 1
 """.replace("STATE_TTL", _state_ttl_lua(2))
 )
 
-# KEYS: triples of (value key, its state key, its generation key); ARGV: generation ttl. Returns,
-# per value key, 1 if it was deleted (it existed), else 0.
+# KEYS: triples of (value key, its state key, its generation key); ARGV: generation ttl, then per
+# triple 'keep' to keep its state (a value to be rebuilt from it). Returns, per value key, 1 if it
+# was deleted (it existed), else 0.
 DELETE_AND_BUMP = Lua(
     """
 local deleted = {}
 for i = 1, #KEYS, 3 do
   deleted[#deleted + 1] = redis.call('DEL', KEYS[i])
-  redis.call('DEL', KEYS[i + 1])
+  if ARGV[(i + 2) / 3 + 1] ~= 'keep' then redis.call('DEL', KEYS[i + 1]) end
   redis.call('INCR', KEYS[i + 2])
   redis.call('EXPIRE', KEYS[i + 2], ARGV[1])
 end
@@ -103,8 +104,9 @@ return {0}
 )
 
 # KEYS: value key, state key, generation key, index key, then the keys of values that are fields
-# of this one (`part_of`); ARGV: the state read, new value, new state, ttl (ms), generation ttl.
-# Writes only if the state is still the one read (else 0: read again). Bumps the generation, so a
+# of this one (`part_of`); ARGV: the state read, new value ('' to leave it absent: only the state
+# is updated), new state, ttl (ms), generation ttl. Writes only if the state is still the one read
+# (else 0: read again). Bumps the generation, so a
 # computation that began before the change stores nothing. A part that has used half its TTL
 # lives as long as the value again: no change that alters it came (it would have deleted it),
 # so it still equals the value's field. (Only then: every expire tells the tracked copies.)
@@ -112,13 +114,13 @@ MAINTAIN_WRITE = Lua(
     """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 local lives = STATE_TTL
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4])
+if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4]) end
 redis.call('SET', KEYS[2], ARGV[3], 'EX', lives)
 redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[5])
 redis.call('SADD', KEYS[4], KEYS[1])
 if redis.call('TTL', KEYS[4]) < lives then redis.call('EXPIRE', KEYS[4], lives) end
-for i = 5, #KEYS do
+for i = 5, ARGV[2] ~= '' and #KEYS or 0 do
   local left = redis.call('PTTL', KEYS[i])
   if left >= 0 and left < tonumber(ARGV[4]) / 2 then redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
 end

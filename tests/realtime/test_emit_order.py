@@ -80,7 +80,7 @@ def test_every_event_type_is_sent_only_after_its_keys_are_deleted_or_refreshed(s
         pending[:] = [event]
         broadcast.emit([event])
         for key, effect in event.effects().items():
-            if effect in (queries.Effect.UPDATE, queries.Effect.REFRESH):
+            if effect in (queries.Effect.UPDATE, queries.Effect.REFRESH, queries.Effect.REBUILD):
                 # Cached without a state (`cache.set`): recomputed before the send, so it is exact.
                 fresh = services.query_json(key.query_type, org_id=event.org_id, unit_id=key.unit_id, refresh=True)
                 assert _comparable(redis_client.get(key)) == _comparable(fresh)
