@@ -1,12 +1,14 @@
 """An uplink's cost, side by side: the webhook of git revision REV against the working tree's.
 
-    .venv/bin/python -m bench.uplink_ab REV [--rounds 6] [--uplinks 100] [--payload generic|lht65]
+    .venv/bin/python -m bench.uplink_ab REV [--rounds 6] [--uplinks 100] [--payload generic|lht65] [--spacing 0.02]
 
 Each side is one gunicorn worker on its own copy of the bench database (REV's copy migrated back
 to REV's schema by the working tree's migrations), with every trend of one organization loaded
 first, as an open dashboard has them. Rounds alternate the sides; in each, uplinks are POSTed one
-after another, 20 ms apart (the events scenario's spacing). Prints, per side, the median over
-rounds of the POST's median and P90 round trip and of the worker's CPU per uplink, and the ratios
+after another, 20 ms apart (the events scenario's spacing; `--spacing 0`: back to back, as under
+load, where PostgreSQL's backend does not go idle between them, and the first round trip after an
+idle pause is slower). Prints, per side, the median over rounds of the POST's median and P90 round
+trip and of the worker's CPU per uplink, and the ratios
 (working tree / REV). `--payload lht65` posts a Dragino LHT65 frame with its version_ids (a
 catalogued model; REV must read `temperature`, so `generic` is the default). Uses the existing
 bench dataset (`python -m bench.dataset`).
@@ -65,7 +67,7 @@ def _body(kind: str, dev_eui: str, temperature: float, f_cnt: int) -> bytes:
     return json.dumps(body).encode()
 
 
-async def _post(port: int, org: common.Org, count: int, start: int, kind: str) -> list[float]:
+async def _post(port: int, org: common.Org, count: int, start: int, kind: str, spacing: float) -> list[float]:
     conn = Connection("127.0.0.1", port, headers={"Content-Type": "application/json"})
     times = []
     for i in range(count):
@@ -77,7 +79,7 @@ async def _post(port: int, org: common.Org, count: int, start: int, kind: str) -
         times.append((time.perf_counter() - started) * 1000)
         if response.status != 200 or json.loads(response.body)["status"] != "stored":
             raise RuntimeError(f"uplink not stored: {response.status} {response.body[:200]!r}")
-        await asyncio.sleep(SPACING)
+        await asyncio.sleep(spacing)
     conn.close()
     return times
 
@@ -88,6 +90,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--uplinks", type=int, default=100)
     parser.add_argument("--payload", choices=("generic", "lht65"), default="generic")
+    parser.add_argument(
+        "--spacing", type=float, default=SPACING,
+        help="seconds between uplinks (0: back to back, so PostgreSQL never idles between them)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     org = common.load_orgs()[0]
     worktree = Path(tempfile.mkdtemp(prefix="bench-uplink-ab-")) / "tree"
@@ -111,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
                 order = list(running.items()) if round_index % 2 == 0 else list(reversed(running.items()))
                 for name, server in order:
                     cpu = servers.cpu_seconds(server)
-                    times = sorted(asyncio.run(_post(server.port, org, args.uplinks, f_cnt, args.payload)))
+                    posted = _post(server.port, org, args.uplinks, f_cnt, args.payload, args.spacing)
+                    times = sorted(asyncio.run(posted))
                     f_cnt += args.uplinks
                     cpu_ms = (servers.cpu_seconds(server) - cpu) * 1000 / args.uplinks
                     rows[name].append((statistics.median(times), percentile(times, 0.9), cpu_ms))
@@ -123,12 +130,13 @@ def main(argv: list[str] | None = None) -> int:
     base, tree = medians[args.rev], medians["working tree"]
     common.table(
         f"uplink webhook, one gunicorn worker each, {args.payload} payload, trends cached; medians of "
-        f"{args.rounds} alternating rounds of {args.uplinks} uplinks",
+        f"{args.rounds} alternating rounds of {args.uplinks} uplinks, {args.spacing * 1000:g} ms apart",
         ["code", "POST P50 ms", "POST P90 ms", "server CPU ms/uplink"],
         [[name, *(round(v, 2) for v in values)] for name, values in medians.items()]
         + [["ratio (tree / rev)", *(round(t / b, 3) for t, b in zip(tree, base, strict=True))]],
     )
-    common.save("uplink_ab", {"rev": args.rev, "payload": args.payload, "rounds": rows, "medians": medians})
+    common.save("uplink_ab", {"rev": args.rev, "payload": args.payload, "spacingSeconds": args.spacing,
+                              "rounds": rows, "medians": medians})  # fmt: skip
     return 0
 
 
