@@ -12,6 +12,7 @@ request; never used outside the bench.
 
 from __future__ import annotations
 
+import inspect
 import time
 import types
 import uuid
@@ -22,8 +23,8 @@ from django.core.cache import caches
 from django.core.exceptions import ImproperlyConfigured
 
 
-def _fill(key, query_type: str, compute: Callable[[], object]) -> bytes:
-    """A miss: compute, store for the TTL, whatever happened meanwhile."""
+def _fill(key, query_type: str, compute: Callable[[], object], rebuild: object = None) -> bytes:
+    """A miss: compute, store for the TTL, whatever happened meanwhile (never from a kept state)."""
     from stats.cache import readthrough
 
     value, _state = readthrough._compute(query_type, compute)
@@ -98,6 +99,8 @@ class CardDesign(AppConfig):
                    if not hasattr(module, name)]  # fmt: skip
         if missing:
             raise ImproperlyConfigured(f"bench/card.py uses what is gone: {', '.join(missing)}; update the variant")
+        if list(inspect.signature(readthrough._fill).parameters) != list(inspect.signature(_fill).parameters):
+            raise ImproperlyConfigured("bench/card.py: readthrough._fill takes other arguments now; update the variant")
         readthrough.STALE_SET_PROTECTION = False
         readthrough._fill = _fill
         broadcast.emit = _emit
