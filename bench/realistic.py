@@ -145,6 +145,13 @@ def day(
         h = servers.delta(after, before, f'dashboard_cache_hit_total{{query_type="{qt}"}}')
         m = servers.delta(after, before, f'dashboard_cache_miss_total{{query_type="{qt}"}}')
         per_type[qt] = round(h / (h + m), 4) if h + m else None
+
+    def per_minute(family: str) -> float:
+        """Both servers' increase of a counter family, per minute of the day."""
+        pairs = ((after, before), (ingest_after, ingest_before))
+        total = sum(servers.delta(a, b, name) for a, b in pairs for name in a if name.startswith(family + "{"))
+        return round(total / (profile["realisticSeconds"] / 60), 1)
+
     result = {
         "uplinkRatePerSecond": round(uplink_rate, 2),
         "hitRate": round(hits / (hits + misses), 4) if hits + misses else None,
@@ -154,27 +161,9 @@ def day(
         "ingestDbQueriesPerUplink": round(ingest_queries / ingest_requests, 2) if ingest_requests > 0 else None,
         # Every computation from the database, on either server: misses, refreshes ahead, refreshes
         # after an event, in-place updates that found no state.
-        "recomputesPerMinute": round(
-            sum(
-                servers.delta(a, b, name)
-                for a, b in ((after, before), (ingest_after, ingest_before))
-                for name in a
-                if name.startswith("dashboard_cache_recompute_total{")
-            )
-            / (profile["realisticSeconds"] / 60),
-            1,
-        ),
+        "recomputesPerMinute": per_minute("dashboard_cache_recompute_total"),
         # Expired values rebuilt from their kept state (one check query each, no aggregation).
-        "rebuiltPerMinute": round(
-            sum(
-                servers.delta(a, b, name)
-                for a, b in ((after, before), (ingest_after, ingest_before))
-                for name in a
-                if name.startswith("dashboard_cache_rebuilt_total{")
-            )
-            / (profile["realisticSeconds"] / 60),
-            1,
-        ),
+        "rebuiltPerMinute": per_minute("dashboard_cache_rebuilt_total"),
         "recomputesByQueryType": {
             name.split('"')[1]: servers.delta(after, before, name) + servers.delta(ingest_after, ingest_before, name)
             for name in after
