@@ -25,12 +25,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 def _fill(key, query_type: str, compute: Callable[[], object], rebuild: object = None) -> bytes:
     """A miss: compute, store for the TTL, whatever happened meanwhile (never from a kept state)."""
-    from stats.cache import readthrough
+    from stats.cache import readthrough, ttl
 
     value, _state = readthrough._compute(query_type, compute)
     try:
         with readthrough.redis_call("set") as client:
-            client.set(key, value, ex=readthrough.key_ttl(key))
+            client.set(key, value, ex=ttl.key_ttl(key))
     except readthrough.CacheUnavailable:
         pass
     return value
@@ -79,7 +79,7 @@ class CardDesign(AppConfig):
     def ready(self) -> None:
         from realtime import broadcast
         from stats import cache
-        from stats.cache import boundary, metrics, readthrough
+        from stats.cache import boundary, metrics, readthrough, ttl
 
         # The project's code may have moved on: then the servers refuse to start (the peers
         # scenario prints why) rather than measure the project's own design under this name.
@@ -92,8 +92,9 @@ class CardDesign(AppConfig):
                 raise ImproperlyConfigured(
                     f"bench/card.py: {module.__name__}.{caller} no longer goes through {name}; update the variant"
                 )
-        used = {readthrough: ("_compute", "redis_call", "CacheUnavailable", "key_ttl"), boundary: ("redis_call",),
-                cache: ("org_pattern", "CacheUnavailable"), metrics: ("CACHE_INVALIDATIONS", "CACHE_KEYS_DELETED"),
+        used = {readthrough: ("_compute", "redis_call", "CacheUnavailable"), ttl: ("key_ttl",),
+                boundary: ("redis_call",), cache: ("org_pattern", "CacheUnavailable"),
+                metrics: ("CACHE_INVALIDATIONS", "CACHE_KEYS_DELETED"),
                 broadcast: ("_send", "BROADCAST_ERRORS", "EMIT_SECONDS")}  # fmt: skip
         missing = [f"{module.__name__}.{name}" for module, names in used.items() for name in names
                    if not hasattr(module, name)]  # fmt: skip

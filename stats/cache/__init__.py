@@ -6,7 +6,9 @@ once per outage, and turned into "no cache": the caller then reads the database.
 
 - `keys`: keys built once from validated UUIDs and carried as values (`CacheKey`).
 - `boundary`: the client, the circuit breaker, error handling, health.
-- `readthrough`: read-through with single flight and the stale-set guard; recompute.
+- `readthrough`: read-through with single flight and the stale-set guard; recompute; values
+  rebuilt from their kept state. `ttl`: how long a value lives.
+- `maintain`: in-place updates from a value's state.
 - `invalidation`: named keys, or an organization's through its index.
 - `lane`: the fast path's reads, from this process's tracked copies (`stats.near`).
 - `scripts`, `metrics`: the Lua scripts and the Prometheus metrics.

@@ -27,7 +27,7 @@ from .invalidation import GENERATION_TTL_SECONDS
 from .keys import CacheKey, index_key, key_generation_key, part_keys, state_key
 from .lane import near_forget
 from .metrics import CACHE_MAINTAINED
-from .readthrough import key_ttl_ms
+from .ttl import key_ttl_ms
 
 logger = logging.getLogger("stats.cache")
 

@@ -18,11 +18,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
-from ..windows import ms_to_next_bucket
 from . import ahead, scripts
-from .boundary import CacheUnavailable, is_enabled, redis_call, ttl_seconds
+from .boundary import CacheUnavailable, is_enabled, redis_call
 from .keys import CacheKey, index_key, key_generation_key, lock_key, org_generation_key, state_key
 from .lane import near_forget
 from .metrics import (
@@ -33,6 +31,7 @@ from .metrics import (
     CACHE_SINGLEFLIGHT_WAIT,
     CACHE_STALE_SET_REFUSED,
 )
+from .ttl import key_ttl_ms
 
 logger = logging.getLogger("stats.cache")
 
@@ -40,27 +39,6 @@ logger = logging.getLogger("stats.cache")
 LOCK_TTL_MS = 10_000
 LOCK_WAIT_SECONDS = 2.0
 LOCK_POLL_SECONDS = 0.005
-
-
-def key_ttl(key: CacheKey) -> int:
-    """The key's TTL: its query's, from the catalogue (a principal's: the default)."""
-    from .. import queries  # the catalogue reads the models: loaded once the app registry is ready
-
-    query = queries.by_name(key.query_type)
-    return query.ttl_seconds() if query is not None else ttl_seconds()
-
-
-def key_ttl_ms(key: CacheKey, ttl: int | None = None) -> int:
-    """How long a value stored now lives, in ms: the key's TTL (or `ttl` seconds), ending no later
-    than the next 15-minute boundary for a windowed query's value (a 24 h figure changes there
-    when its oldest bucket leaves the window, with no reading to update it)."""
-    from .. import queries
-
-    ms = (ttl or key_ttl(key)) * 1000
-    query = queries.by_name(key.query_type)
-    if query is not None and query.windowed:
-        ms = min(ms, ms_to_next_bucket(datetime.now(UTC)))
-    return max(ms, 1)
 
 
 def get(key: CacheKey) -> bytes | None:

@@ -12,7 +12,7 @@ from django.test import Client, override_settings
 from django.utils import timezone
 
 from realtime import broadcast, events
-from stats.cache import QueryType, cache_key, readthrough
+from stats.cache import QueryType, cache_key, ttl
 from stats.windows import ms_to_next_bucket
 from tests import factories
 
@@ -72,7 +72,7 @@ def test_a_reading_renews_the_counts_that_are_fields_of_the_stats_once_they_used
 ):
     """The three counts are fields of the stats; no change alters one without deleting it, so a
     count still cached equals the stats' field and lives as long as the stats it is part of."""
-    monkeypatch.setattr(readthrough, "ms_to_next_bucket", lambda now: 900_000)  # no boundary nearby
+    monkeypatch.setattr(ttl, "ms_to_next_bucket", lambda now: 900_000)  # no boundary nearby
     org, unit, client = watched
     first = factories.reading(unit, 4.0)
     _read_all(org, unit, client)
