@@ -78,11 +78,17 @@ def cache_key(query_type: str, org_id: uuid.UUID | str, unit_id: uuid.UUID | str
 
 def part_keys(key: CacheKey) -> list[CacheKey]:
     """The organization's keys of the queries whose value is a field of `key`'s (`part_of`)."""
-    from .. import queries
-
     if key.org_id is None or key.unit_id is not None:
         return []
-    return [cache_key(q.name, key.org_id) for q in queries.cached() if q.part_of and q.part_of[0] == key.query_type]
+    return [cache_key(name, key.org_id) for name in _parts_of(key.query_type)]
+
+
+@cache
+def _parts_of(query_type: str) -> tuple[str, ...]:
+    """Once per query type: every in-place update asks."""
+    from .. import queries
+
+    return tuple(q.name for q in queries.cached() if q.part_of and q.part_of[0] == query_type)
 
 
 def principal_key(user_id: int) -> CacheKey:

@@ -48,8 +48,8 @@ class Maintained(StrEnum):
 
 # (value or None when it expired, state) -> (value, state); the value None when it expired and
 # cannot be rebuilt from the state alone (the state is updated all the same, for the next read's
-# rebuild); None when nothing can be updated.
-Update = Callable[[bytes | None, bytes], tuple[bytes | None, bytes] | None]
+# rebuild).
+Update = Callable[[bytes | None, bytes], tuple[bytes | None, bytes]]
 
 
 def maintain(key: CacheKey, update: Update) -> Maintained:
@@ -66,18 +66,12 @@ def maintain(key: CacheKey, update: Update) -> Maintained:
                 outcome = Maintained.INVALIDATED if int(read[0]) else Maintained.ABSENT
                 break
             try:
-                updated = update(read[0], read[1])
+                value, state = update(read[0], read[1])
             except StaleState:
                 with redis_call("invalidate") as client:
                     scripts.run(client, scripts.DELETE_AND_BUMP, keys, [GENERATION_TTL_SECONDS])
                 outcome = Maintained.INVALIDATED
                 break
-            if updated is None:  # expired, and not rebuildable from its state: computed on the next read
-                with redis_call("invalidate") as client:
-                    scripts.run(client, scripts.DELETE_AND_BUMP, keys, [GENERATION_TTL_SECONDS])
-                outcome = Maintained.ABSENT
-                break
-            value, state = updated
             with redis_call("set") as client:
                 written = scripts.run(
                     client,

@@ -106,10 +106,10 @@ return {0}
 # KEYS: value key, state key, generation key, index key, then the keys of values that are fields
 # of this one (`part_of`); ARGV: the state read, new value ('' to leave it absent: only the state
 # is updated), new state, ttl (ms), generation ttl. Writes only if the state is still the one read
-# (else 0: read again). Bumps the generation, so a
-# computation that began before the change stores nothing. A part that has used half its TTL
-# lives as long as the value again: no change that alters it came (it would have deleted it),
-# so it still equals the value's field. (Only then: every expire tells the tracked copies.)
+# (else 0: read again). Bumps the generation, so a computation that began before the change stores
+# nothing. A part that has used half its TTL lives as long as the value again: no change that
+# alters it came (it would have deleted it), so it still equals the value's field. (Only then:
+# every expire tells the tracked copies.)
 MAINTAIN_WRITE = Lua(
     """
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
@@ -120,9 +120,11 @@ redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[5])
 redis.call('SADD', KEYS[4], KEYS[1])
 if redis.call('TTL', KEYS[4]) < lives then redis.call('EXPIRE', KEYS[4], lives) end
-for i = 5, ARGV[2] ~= '' and #KEYS or 0 do
-  local left = redis.call('PTTL', KEYS[i])
-  if left >= 0 and left < tonumber(ARGV[4]) / 2 then redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+if ARGV[2] ~= '' then
+  for i = 5, #KEYS do
+    local left = redis.call('PTTL', KEYS[i])
+    if left >= 0 and left < tonumber(ARGV[4]) / 2 then redis.call('PEXPIRE', KEYS[i], ARGV[4]) end
+  end
 end
 return 1
 """.replace("STATE_TTL", _state_ttl_lua(4))
