@@ -125,11 +125,11 @@ def emit(events: Sequence[Event]) -> None:
 
     First one round trip invalidates every key they invalidate; then the keys a reading updates in
     place (its trend, its organization's compliance) are updated from their stored state, and the
-    few keys an event refreshes, when they were cached, are recomputed (`cache.recompute`, under
-    the key's single-flight lock). Only then is the event sent: the dashboards refetching on it
-    find every value exact and cached (sent first, the event arrives sooner, but the refetches it
-    causes arrive during the update and wait or miss). A key one event invalidates and another
-    updates is invalidated.
+    few keys an event refreshes or rebuilds, when they were cached, are recomputed or rebuilt from
+    their kept state (`cache.recompute`, under the key's single-flight lock). Only then is the
+    event sent: the dashboards refetching on it find every value exact and cached (sent first, the
+    event arrives sooner, but the refetches it causes arrive during the update and wait or miss).
+    A key one event invalidates and another updates is invalidated.
     """
     started = time.perf_counter()
     by_org: dict[uuid.UUID, list[Event]] = {}

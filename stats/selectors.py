@@ -27,7 +27,7 @@ from .models import (
     UnitStatus,
 )
 from .windowed import Stateful
-from .windows import ComplianceState, TrendState, window_start
+from .windows import ComplianceState, TrendState
 
 
 class UnitNotFound(Exception):
@@ -137,15 +137,9 @@ def organization_stats_from_state(state: bytes, *, org_id: uuid.UUID) -> Statefu
     24 h of the organization's readings: a state change alters the counts only."""
     now = timezone.now()
     compliance = ComplianceState.loads(state)
-    start = window_start(now)
     units = Unit.objects.filter(organization_id=org_id).values_list("id", "latest_reading_id", "last_reading_at")
-    for unit_id, latest, last_at in units:
-        if (
-            latest is not None
-            and (last_at is None or last_at >= start)
-            and compliance.max_ids.get(str(unit_id)) != latest
-        ):
-            return None
+    if not compliance.current(units, now):
+        return None
     compliance.slide(now)
     return _organization_stats(org_id, compliance, now)
 
@@ -251,7 +245,7 @@ def unit_trend_from_state(state: bytes, *, org_id: uuid.UUID, unit_id: uuid.UUID
     UnitNotFound."""
     unit = unit_or_raise(org_id=org_id, unit_id=unit_id)
     trend = TrendState.loads(state)
-    if (trend.max_id, trend.temp_min, trend.temp_max) != (unit.latest_reading_id, unit.temp_min, unit.temp_max):
+    if not trend.current(unit.latest_reading_id, unit.temp_min, unit.temp_max):
         return None
     trend.slide(timezone.now())
     return Stateful({"unitId": str(unit.id), "points": trend.points()}, trend.dumps())

@@ -49,8 +49,10 @@ def query_view(query: queries.Query) -> Callable[..., HttpResponse]:
         refresh = query.cached and request.GET.get("refresh", "") in {"1", "true"}
         try:
             # ?refresh=1 asks the database itself, not a value rebuilt from its kept state.
-            ids = {"org_id": org_id, "unit_id": unit_id}
-            return json_raw(services.query_json(query.name, **ids, refresh=refresh, from_state=not refresh))
+            data = services.query_json(
+                query.name, org_id=org_id, unit_id=unit_id, refresh=refresh, from_state=not refresh
+            )
+            return json_raw(data)
         except services.UnitNotFound:
             return json_error(404, "unit not found")
 

@@ -18,6 +18,7 @@ rather than updated, so a lost update never outlives the next reading.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -112,6 +113,11 @@ class TrendState:
         first = _stamp(window_start(now))
         self.buckets = {stamp: entry for stamp, entry in self.buckets.items() if stamp >= first}
 
+    def current(self, latest_reading_id: int | None, temp_min: float, temp_max: float) -> bool:
+        """Whether the state holds the unit's newest reading and has its range: then the trend
+        can be rebuilt from it alone."""
+        return (self.max_id, self.temp_min, self.temp_max) == (latest_reading_id, temp_min, temp_max)
+
     def points(self) -> list[dict[str, object]]:
         """The trend as the API answers it: mean, min, max and whether the bucket left the range."""
         return [self.point(stamp) for stamp in sorted(self.buckets)]
@@ -164,6 +170,16 @@ class ComplianceState:
     def slide(self, now: datetime) -> None:
         first = _stamp(window_start(now))
         self.buckets = {stamp: entry for stamp, entry in self.buckets.items() if stamp >= first}
+
+    def current(self, units: Iterable[tuple[object, int | None, datetime | None]], now: datetime) -> bool:
+        """Whether the state holds the newest reading of every unit (id, newest reading id, newest
+        reading's time) that has one in the window: then the compliance needs no readings."""
+        start = window_start(now)
+        return all(
+            self.max_ids.get(str(unit_id)) == latest
+            for unit_id, latest, last_at in units
+            if latest is not None and (last_at is None or last_at >= start)
+        )
 
     def percentage(self) -> float | None:
         in_range = sum(entry[0] for entry in self.buckets.values())
