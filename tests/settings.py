@@ -11,6 +11,7 @@ os.environ["REDIS_CHANNELS_DB"] = os.environ.get("TEST_REDIS_CHANNELS_DB", "12")
 from dashboard_project.settings import *  # noqa: E402,F403
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast logins in tests
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.switches.WindowBoundaryABucketAway"]  # noqa: F405
 
 # Lets two suites share one PostgreSQL server without sharing a test database.
 if os.environ.get("TEST_DATABASE_NAME"):

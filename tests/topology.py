@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -160,6 +161,17 @@ def start(workdir: Path, database: Path, *, tls_pair: tuple[Path, Path] | None =
             raise AssertionError(f"ops/serve.py did not start (status {process.returncode}):\n{topology.log_tail()}")
         time.sleep(0.1)
     return topology
+
+
+def clear_of_a_window_boundary(seconds: float = 30.0) -> None:
+    """Return once the next 15-minute boundary is at least `seconds` away. The topology runs the
+    production settings, whose cached trends and stats expire there; a test counting hits must
+    not run across one. This waits for the clock (at most `seconds`), not for a process."""
+    from stats.windows import ms_to_next_bucket
+
+    left = ms_to_next_bucket(datetime.now(UTC)) / 1000
+    if left < seconds:
+        time.sleep(left + 0.5)
 
 
 def value(exposition: str, name: str, **labels: str) -> float:

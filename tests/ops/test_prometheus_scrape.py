@@ -19,7 +19,7 @@ from websockets.sync.client import connect
 from stats import queries
 from tests.live import free_port
 from tests.ops.tools import PROMETHEUS_DIR, grafana_variables_substituted, load_dashboard, query_panels, require_binary
-from tests.topology import WAIT_SECONDS, sign_in, value
+from tests.topology import WAIT_SECONDS, clear_of_a_window_boundary, sign_in, value
 
 pytestmark = pytest.mark.live
 
@@ -93,6 +93,7 @@ def test_prometheus_scrapes_the_topology_and_computes_the_hit_rate_the_requests_
         web = opened.enter_context(topology.client())
         sign_in(web, topology.url)
         # The topology serves the whole session: count from what it has counted so far.
+        clear_of_a_window_boundary()  # the stats cached below must not expire at one meanwhile
         before = topology.metrics()
         hits_before = value(before, "dashboard_cache_hit_total")
         misses_before = value(before, "dashboard_cache_miss_total")

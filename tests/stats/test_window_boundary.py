@@ -16,7 +16,7 @@ from stats.cache import QueryType, cache_key, ttl
 from stats.windows import ms_to_next_bucket
 from tests import factories
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.window_boundary]
 
 
 def _boundary_ms() -> int:
