@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from prometheus_client import Counter
 
-from stats import services
+from stats import rows, services
 from stats.models import Device, KeptUplink, Organization, TemperatureReading, Unit, webhook_secret_digest
 from stats.windows import window_start
 
@@ -81,12 +81,7 @@ def ingest_uplink(*, org: Organization, envelope: Envelope, keep: bool = True) -
 def _locked_device(org: Organization, dev_eui: str) -> Device | None:
     """The device with its unit, both locked, in one query: uplinks of one unit apply one at a
     time, in order. None when it has no unit of this organization (see `_unusual`)."""
-    return (
-        Device.objects.select_related("unit")
-        .select_for_update()
-        .filter(dev_eui=dev_eui, organization_id=org.id, unit__organization_id=org.id)
-        .first()
-    )
+    return rows.lock_device_with_unit(org_id=org.id, dev_eui=dev_eui)
 
 
 def _apply(org: Organization, envelope: Envelope, keep: bool) -> IngestResult:
@@ -162,11 +157,12 @@ def _update_device(device: Device, envelope: Envelope, extraction: Extraction) -
     elif extraction.outcome == STORED:
         device.probe_fault, device.probe_fault_since = "", None
         device.last_source = extraction.source
-    device.save(
-        update_fields=[
+    rows.save_fields(
+        device,
+        [
             "online", "last_seen_at", "rssi", "battery_percent", "battery_volts", "brand_id", "model_id",
             "last_payload", "probe_fault", "probe_fault_since", "last_source",
-        ]
+        ],
     )  # fmt: skip
     changed = device.online != was_online or bool(device.probe_fault) != bool(had_fault)
     return [events.device_status_change(device)] if changed else []
@@ -207,7 +203,7 @@ def _store(
         emitted.append(events.reading(unit, newest, previous_id if len(stored) == 1 else None))
         emitted += unit_state.on_reading(unit, newest.temperature, newest.recorded_at)  # saves the unit
     else:
-        unit.save(update_fields=["latest_reading_id"])
+        rows.save_fields(unit, ["latest_reading_id"])
     if backfilled and max(backfilled) >= window_start(timezone.now()):  # older: no cached figure changes
         emitted.append(events.readings_backfilled(unit, backfilled))
     return "stored", [reading.id for reading in stored]

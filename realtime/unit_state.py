@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 
+from stats import rows
 from stats.models import UNRESOLVED_ALERT_STATUSES, Alert, AlertStatus, Unit, UnitStatus
 
 from . import events
@@ -100,11 +101,12 @@ def on_reading(unit: Unit, temperature: float, at: datetime) -> list[Event]:
         unit.status = UnitStatus.OK
     unit.last_temperature = temperature
     unit.last_reading_at = at
-    unit.save(
-        update_fields=[
+    rows.save_fields(
+        unit,
+        [
             "status", "excursion_started_at", "restoring_since", "last_temperature", "last_reading_at",
             "latest_reading_id",
-        ]
+        ],
     )  # fmt: skip
     # too_hot / too_cold counts follow the side of an out-of-range unit, not only its status.
     if unit.status != previous or _side(unit, temperature) != previous_side:
