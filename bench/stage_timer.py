@@ -46,7 +46,7 @@ for module, name, stage in (
     (ingest, "_apply", "transaction body"),
     (cache, "invalidate_keys_present", "invalidate"),
     (broadcast, "_send", "send"),
-    (services, "query_add_reading", "in-place update"),
+    (services, "query_add_readings", "in-place update"),
     (services, "query_refresh", "refresh"),
     (broadcast, "emit", "emit (all)"),
 ):

@@ -166,15 +166,15 @@ def _apply(events: list[Event]) -> bool:
     deleted = cache.invalidate_keys_present([*invalidated, *refreshed, *rebuilt], keep_state=rebuilt)
     if deleted is None:
         return True
-    failed = False
-    for key in updated:  # a rebuilt key's state takes the reading too, before the rebuild reads it
-        for reading, low, high in readings:
-            outcome = _guarded("update", key, services.query_add_reading, key, reading, temp_min=low, temp_max=high)
-            failed |= outcome is cache.Maintained.FAILED
+    # A rebuilt key's state takes the reading too, before the rebuild reads it.
+    maintained = services.query_add_readings(updated, readings) if updated else {}
+    for key, outcome in maintained.items():
+        if outcome is cache.Maintained.INVALIDATED:  # cached without a state, or its state missed a change
+            _guarded("update", key, services.query_refresh, key)
     # Once each, if it was cached: a value before the values that are its fields.
     for key in sorted((refreshed | rebuilt) & set(deleted), key=services.refresh_order):
         _guarded("refresh", key, services.query_refresh, key)
-    return failed
+    return cache.Maintained.FAILED in maintained.values()
 
 
 def _guarded(stage: str, key: cache.CacheKey, apply: Callable[..., object], *args: object, **kwargs: object) -> object:

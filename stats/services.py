@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
@@ -83,15 +83,25 @@ def change_keys(
     return keys
 
 
-def query_add_reading(key: cache.CacheKey, reading: Reading, *, temp_min: float, temp_max: float) -> cache.Maintained:
-    """Add a committed reading to a cached value in place (its query's updater); a value cached
-    without a state is recomputed instead, as an event's refresh."""
-    updater = getattr(updaters, queries.by_name(key.query_type).updater)
+def query_add_readings(
+    keys: Iterable[cache.CacheKey], readings: Sequence[tuple[Reading, float, float]]
+) -> dict[cache.CacheKey, cache.Maintained]:
+    """Add committed readings, each with its unit's (temp_min, temp_max), to cached values in
+    place (each query's updater), all keys in two round trips. A key left `INVALIDATED` (cached
+    without a state, or its state missed a change) is the caller's to refresh."""
     now = timezone.now()
-    outcome = cache.maintain(key, lambda value, state: updater(value, state, reading, temp_min, temp_max, now))
-    if outcome is cache.Maintained.INVALIDATED:
-        query_refresh(key)
-    return outcome
+
+    def adding(key: cache.CacheKey) -> cache.Update:
+        updater = getattr(updaters, queries.by_name(key.query_type).updater)
+
+        def update(value: bytes | None, state: bytes) -> tuple[bytes | None, bytes]:
+            for reading, temp_min, temp_max in readings:
+                value, state = updater(value, state, reading, temp_min, temp_max, now)
+            return value, state
+
+        return update
+
+    return cache.maintain({key: adding(key) for key in keys})
 
 
 def query_refresh_ahead(key: cache.CacheKey, seconds_left: float | None) -> bool:

@@ -43,7 +43,7 @@ from .keys import (
     webhook_key,
 )
 from .lane import SessionRead, count_hits, near_close, near_forget, read_for_session
-from .maintain import Maintained, StaleState, maintain
+from .maintain import Maintained, StaleState, Update, maintain
 from .readthrough import get, read_ahead, read_through, recompute, set, ttl_of  # noqa: A004 - the public verb is set
 
 
@@ -55,7 +55,7 @@ def __getattr__(name: str) -> object:
 
 __all__ = [
     "BREAKER_FAILURE_THRESHOLD", "KEY_NAMESPACE", "META_NAMESPACE", "CacheKey", "CacheUnavailable", "InvalidKeyPart",
-    "Maintained", "StaleState", "ahead", "inspect", "maintain", "metrics", "refresh_ahead",
+    "Maintained", "StaleState", "Update", "ahead", "inspect", "maintain", "metrics", "refresh_ahead",
     "QueryType", "SessionRead", "cache_key", "count_hits", "delete", "get", "guarded", "health_check", "index_key",
     "invalidate_keys", "invalidate_keys_present", "invalidate_org", "is_enabled", "lock_key", "log_startup",
     "make_key", "near_close", "near_forget", "org_pattern", "parse_dashboard_key", "principal_key", "read_ahead",

@@ -18,7 +18,7 @@ one that expired too is recomputed from the database by the next reader.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from enum import StrEnum
 
 from . import scripts
@@ -52,43 +52,61 @@ class Maintained(StrEnum):
 Update = Callable[[bytes | None, bytes], tuple[bytes | None, bytes]]
 
 
-def maintain(key: CacheKey, update: Update) -> Maintained:
-    """Apply `update(value, state) -> (value, state)` to the cached key, atomically with respect to
-    every other change and computation of it."""
-    if not is_enabled():
-        return Maintained.ABSENT
-    keys = [key, state_key(key), key_generation_key(key)]
+def maintain(changes: Mapping[CacheKey, Update]) -> dict[CacheKey, Maintained]:
+    """Apply each `update(value, state) -> (value, state)` to its cached key, atomically with
+    respect to every other change and computation of that key. The keys are read in one round
+    trip and written in another (a reading updates its trend and its organization's compliance
+    together); a key whose write conflicted is read again."""
+    if not changes or not is_enabled():
+        return dict.fromkeys(changes, Maintained.ABSENT)
+    outcomes: dict[CacheKey, Maintained] = {}
+    pending = dict(changes)
     try:
         for _ in range(ATTEMPTS):
             with redis_call("get") as client:
-                read = scripts.run(client, scripts.MAINTAIN_READ, keys, [GENERATION_TTL_SECONDS])
-            if len(read) == 1:
-                outcome = Maintained.INVALIDATED if int(read[0]) else Maintained.ABSENT
-                break
-            try:
-                value, state = update(read[0], read[1])
-            except StaleState:
-                with redis_call("invalidate") as client:
-                    scripts.run(client, scripts.DELETE_AND_BUMP, keys, [GENERATION_TTL_SECONDS])
-                outcome = Maintained.INVALIDATED
-                break
-            with redis_call("set") as client:
-                written = scripts.run(
-                    client,
-                    scripts.MAINTAIN_WRITE,
-                    [*keys, index_key(key.org_id), *part_keys(key)],
-                    [read[1], value or b"", state, key_ttl_ms(key), GENERATION_TTL_SECONDS],
+                reads = scripts.run_all(
+                    client, [(scripts.MAINTAIN_READ, _keys(key), [GENERATION_TTL_SECONDS]) for key in pending]
                 )
-            if int(written):
-                outcome = Maintained.UPDATED if value is not None else Maintained.STATE
+            written, stale = [], []
+            for key, read in zip(list(pending), reads, strict=True):
+                if len(read) == 1:
+                    outcomes[key] = Maintained.INVALIDATED if int(read[0]) else Maintained.ABSENT
+                    continue
+                try:
+                    value, state = pending[key](read[0], read[1])
+                except StaleState:
+                    stale.append(key)
+                    continue
+                written.append((key, value, [read[1], value or b"", state, key_ttl_ms(key), GENERATION_TTL_SECONDS]))
+            calls = [(scripts.MAINTAIN_WRITE, [*_keys(key), index_key(key.org_id), *part_keys(key)], args)
+                     for key, _, args in written]  # fmt: skip
+            calls += [_invalidation(key) for key in stale]
+            if calls:
+                with redis_call("set") as client:
+                    results = scripts.run_all(client, calls)
+                for (key, value, _), stored in zip(written, results, strict=False):
+                    if int(stored):
+                        outcomes[key] = Maintained.UPDATED if value is not None else Maintained.STATE
+                outcomes.update(dict.fromkeys(stale, Maintained.INVALIDATED))
+            pending = {key: update for key, update in pending.items() if key not in outcomes}
+            if not pending:
                 break
-        else:
+        else:  # kept conflicting
             with redis_call("invalidate") as client:
-                scripts.run(client, scripts.DELETE_AND_BUMP, keys, [GENERATION_TTL_SECONDS])
-            outcome = Maintained.INVALIDATED
+                scripts.run_all(client, [_invalidation(key) for key in pending])
+            outcomes.update(dict.fromkeys(pending, Maintained.INVALIDATED))
     except CacheUnavailable:
-        outcome = Maintained.FAILED
+        outcomes.update({key: Maintained.FAILED for key in changes if key not in outcomes})
     finally:
-        near_forget([key])
-    CACHE_MAINTAINED.labels(key.query_type, str(outcome)).inc()
-    return outcome
+        near_forget(list(changes))
+    for key, outcome in outcomes.items():
+        CACHE_MAINTAINED.labels(key.query_type, str(outcome)).inc()
+    return outcomes
+
+
+def _keys(key: CacheKey) -> list[str]:
+    return [key, state_key(key), key_generation_key(key)]
+
+
+def _invalidation(key: CacheKey) -> tuple[scripts.Lua, list[str], list[object]]:
+    return scripts.DELETE_AND_BUMP, _keys(key), [GENERATION_TTL_SECONDS]

@@ -164,6 +164,22 @@ def run(client, script: Lua, keys: list[str], args: list[object]):
         return client.eval(script.source, len(keys), *keys, *args)
 
 
+def run_all(client, calls: list[tuple[Lua, list[str], list[object]]]) -> list:
+    """Several scripts in one round trip: a pipeline, not a transaction (each script is atomic on
+    its own). A script the server does not hold yet is sent whole, alone, once."""
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        pipe.evalsha(script.sha, len(keys), *keys, *args)
+    results = pipe.execute(raise_on_error=False)
+    for i, result in enumerate(results):
+        if isinstance(result, NoScriptError):
+            script, keys, args = calls[i]
+            results[i] = client.eval(script.source, len(keys), *keys, *args)
+        elif isinstance(result, Exception):
+            raise result
+    return results
+
+
 def call_direct(client, *args: object):
     """One command on one of the client's pooled connections, without redis-py's per-command
     machinery (retry wrapper, observability hooks, response callbacks): for the fast path's one
