@@ -33,8 +33,9 @@ failover the old connection fails (master dead) or is closed (Sentinel's `CLIENT
 normal` on the demoted master); either way every copy is dropped before one is served again, and
 tracking starts afresh on the new master.
 
-Only the lane's reads use this (`stats.cache.read_for_session`); every write and every other read
-goes to Redis as before. Errors are redis-py's own; `stats.cache` catches them at its boundary.
+Two readers use this: the lane (`stats.cache.read_for_session`), and the webhook's lookup of a
+secret's organization (`stats.cache.read_tracked`, which keeps only keys that exist). Every write
+and every other read goes to Redis as before. Errors are redis-py's own; `stats.cache` catches them at its boundary.
 """
 
 from __future__ import annotations
@@ -136,6 +137,21 @@ class NearCache:
             except BaseException:
                 self._drop_all("error")
                 raise
+
+    def get_held(self, key: str) -> bytes | None:
+        """The valid copy of `key` if this process holds one with a value, else None (nothing is
+        fetched: the caller reads Redis itself and may then ask `get_many` to keep a copy)."""
+        with self._lock:
+            try:
+                self._synced()
+            except BaseException:
+                self._drop_all("error")
+                raise
+            entry = self._entries.get(key)
+            if entry is None or entry[0] is None or entry[1] <= time.monotonic():
+                return None
+            _HIT.inc()
+            return entry[0]
 
     def seconds_left(self, key: str) -> float | None:
         """How long the copy of `key` has before its key expires in Redis (None: no copy, or no

@@ -157,11 +157,12 @@ def _principal_data(user_id: int) -> object:
 
 
 def webhook_organization(*, secret_digest: str) -> uuid.UUID | None:
-    """The organization whose webhook secret has this SHA-256: from the cache (every uplink asks),
-    else from the database; only a known secret is cached (a stream of wrong ones stores nothing).
-    A secret's rotation or its organization's deletion invalidates it (`signals`)."""
+    """The organization whose webhook secret has this SHA-256: from this process's tracked copy
+    of its cached answer (every uplink asks; no round trip), else from the database; only a known
+    secret is cached (a stream of wrong ones stores nothing). A secret's rotation or its
+    organization's deletion deletes it (`signals`), and that reaches every process's copy."""
     key = cache.webhook_key(secret_digest)
-    cached = cache.get(key)
+    cached = cache.read_tracked(key)
     if cached is not None:
         return uuid.UUID(cached.decode())
     org_id = Organization.objects.filter(webhook_secret_sha256=secret_digest).values_list("id", flat=True).first()

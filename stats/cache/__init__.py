@@ -42,7 +42,7 @@ from .keys import (
     principal_key,
     webhook_key,
 )
-from .lane import SessionRead, count_hits, near_close, near_forget, read_for_session
+from .lane import SessionRead, count_hits, near_close, near_forget, read_for_session, read_tracked
 from .maintain import Maintained, StaleState, Update, maintain
 from .readthrough import get, read_ahead, read_through, recompute, set, ttl_of  # noqa: A004 - the public verb is set
 
@@ -59,6 +59,6 @@ __all__ = [
     "QueryType", "SessionRead", "cache_key", "count_hits", "delete", "get", "guarded", "health_check", "index_key",
     "invalidate_keys", "invalidate_keys_present", "invalidate_org", "is_enabled", "lock_key", "log_startup",
     "make_key", "near_close", "near_forget", "org_pattern", "parse_dashboard_key", "principal_key", "read_ahead",
-    "read_for_session", "read_through", "recompute", "reset_breaker", "scan_keys", "set", "ttl_of", "ttl_seconds",
-    "webhook_key",
+    "read_for_session", "read_through", "read_tracked", "recompute", "reset_breaker", "scan_keys", "set", "ttl_of",
+    "ttl_seconds", "webhook_key",
 ]  # fmt: skip

@@ -58,6 +58,31 @@ def read_for_session(session_key: str, key: CacheKey) -> SessionRead | None:
     return SessionRead(session, int(user_id) if user_id is not None else None, principal, value, left)
 
 
+def read_tracked(key: str) -> bytes | None:
+    """One key, from this process's tracked copy when it holds one; else read from Redis, and
+    a copy kept (and tracked) from now on if the key exists. None when absent, disabled or when
+    Redis failed. For keys every request asks for that change rarely, such as the organization of
+    a webhook secret's digest: a deletion reaches the copies by Redis's push, which Redis writes
+    before it executes any later command. An absent key is not kept: a stream of wrong secrets
+    fills neither this process's copies nor Redis's table of tracked keys."""
+    if not is_enabled():
+        return None
+    try:
+        with redis_call("get", timed=False) as client:
+            near = near_cache(client)
+            held = near.get_held(key) if near is not None else None
+            if held is not None:
+                return held
+            started = time.perf_counter()
+            value = scripts.call_direct(client, "GET", key)
+            latency("get").observe(time.perf_counter() - started)
+            if value is not None and near is not None:
+                near.get_many([key], sync=False)  # one round trip more, once per key and process
+            return value
+    except CacheUnavailable:
+        return None
+
+
 _USER_ID = re.compile(r"[0-9]{1,18}")
 
 

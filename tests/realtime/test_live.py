@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from stats.models import Role
+from stats.models import Role, new_webhook_secret
 from tests import factories
 from tests.live import LiveServer, free_port, next_event, start_daphne
 from tests.realtime.conftest import uplink
@@ -171,6 +171,26 @@ def test_an_uplink_to_instance_a_reaches_a_client_of_instance_b_and_b_serves_the
         assert post_uplink(a, world.org, uplink(world.devices[1].dev_eui, 15.0)).status_code == 200
         assert next_event(conn, "alertCreated")["data"]["triggerTemperature"] == 15.0
         assert api(b, world.member_cookie, stats_path)["unitCounts"]["warning"] == 1
+
+
+def test_a_secret_rotated_elsewhere_is_refused_by_an_instance_that_held_it_at_once(servers, world):
+    """Each instance keeps a tracked copy of a secret's organization (every uplink asks); the
+    rotation's deletion of the cached answer reaches that copy before the next uplink."""
+    a, b = servers
+    old = world.org.webhook_secret
+    for server in (a, b, a, b):  # each cached, then served from its copy
+        assert post_uplink(server, world.org, uplink(world.devices[0].dev_eui)).status_code == 200
+
+    world.org.webhook_secret = new_webhook_secret()
+    world.org.save(update_fields=["webhook_secret"])  # this process: the database, then the deletion
+
+    for server in (a, b):
+        refused = httpx.post(
+            f"{server.url}/api/webhooks/ttn", json=uplink(world.devices[0].dev_eui),
+            headers={"X-Webhook-Secret": old}, timeout=10,
+        )  # fmt: skip
+        assert refused.status_code == 401, refused.text
+        assert post_uplink(server, world.org, uplink(world.devices[0].dev_eui)).status_code == 200
 
 
 def test_with_the_database_down_health_the_webhook_and_the_api_answer_503(tmp_path, db):
