@@ -80,8 +80,8 @@ def stop_requested_event() -> Iterator[threading.Event]:
 def close_process_resources() -> None:
     """Close what this process keeps open beside its requests, once they are done:
     0. the refresh-ahead thread, after the refresh it is running (it uses all that follows);
-    1. the channel layer's send loop (its thread, event loop and Redis connections): the
-       requests just finished may have been its last users;
+    1. the channel layer's send loop, once the sends the finished requests queued are made (its
+       thread, event loop and Redis connections);
     2. the tracked copies' Redis connection (`stats.near`);
     3. the database connections, and psycopg's pool with its threads.
     Nothing is left running when the interpreter shuts down.

@@ -1,5 +1,5 @@
 """The one emitter: after commit, invalidate what the events change (recomputing the few keys
-events refresh), then push them to browsers.
+events refresh), then push them to browsers (queued: `send_loop`).
 
 This module is the channel layer's boundary: its failures (the consumers' subscriptions and
 receive loops included) are caught and counted here, logged once per outage, and never fail the
@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import re
-import threading
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from channels.layers import get_channel_layer
 from django.db import DatabaseError, transaction
@@ -26,6 +24,7 @@ from dashboard_project.outage import OutageLog
 from stats import cache, queries, services
 
 from .events import Event
+from .send_loop import QUEUE_MAX, SendLoop
 
 logger = logging.getLogger("realtime.broadcast")
 
@@ -37,12 +36,12 @@ for _stage in ("invalidate", "refresh", "send", "subscribe", "unsubscribe", "rec
     BROADCAST_ERRORS.labels(_stage)  # exported at 0 from the start, so increase() sees the first error
 EMIT_SECONDS = Histogram(
     "dashboard_emit_duration_seconds",
-    "Invalidate-then-send duration of one committed change",
+    "Duration of one committed change's cache work (invalidate, update, refresh) and queuing its send",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5),
 )
 
 GROUP_MESSAGE_TYPE = "dashboard.events"
-# A hung channel layer must not hold an ingestion request for long.
+# A send is given this long, and is dropped when it waited this long behind others (a hung layer).
 SEND_TIMEOUT_SECONDS = 1.0
 _GROUP_NAME_OK = re.compile(r"^[A-Za-z0-9._-]{1,99}$")
 # What channels_redis raises when its Redis fails (refused, reset, timed out).
@@ -50,61 +49,18 @@ LAYER_ERRORS = (RedisError, OSError)
 _outage = OutageLog(logger, "channel layer", counted_in="dashboard_broadcast_errors_total{stage}")
 
 
-class _SendLoop:
-    """One event loop per process, on its own thread, that every send of this process runs on.
-
-    `async_to_sync` from a thread without a loop (a gunicorn worker) runs each call on a new
-    loop, and channels_redis keeps its connections per loop: every send paid a new Redis
-    connection. Under daphne it ran on the server's own loop, behind the requests and frames
-    that loop was serving. Here the connections stay open and the loop does nothing else.
-    A forked child starts its own (a thread does not survive a fork).
-    """
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._pid = 0
-
-    def run(self, coroutine: Coroutine[object, object, None], timeout: float) -> None:
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._get())
-        try:
-            future.result(timeout)
-        except TimeoutError:
-            future.cancel()
-            raise
-
-    def _get(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            if self._loop is None or self._pid != os.getpid():
-                loop = asyncio.new_event_loop()
-                thread = threading.Thread(target=loop.run_forever, name="channel-layer-send", daemon=True)
-                thread.start()
-                self._loop, self._thread, self._pid = loop, thread, os.getpid()
-            return self._loop
-
-    def close(self, timeout: float) -> None:
-        """Stop the thread and close the channel layer's connections of its loop (the process is
-        stopping; call it once nothing sends any more). A later send would start a new loop."""
-        with self._lock:
-            loop, thread, ours = self._loop, self._thread, self._pid == os.getpid()
-            self._loop = self._thread = None
-        if loop is None or thread is None or not ours:  # a forked child never ran its parent's thread
-            return
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        if thread.is_alive():
-            logger.warning("The channel-layer send loop did not stop within %.1fs", timeout)
-            return
-        loop.close()  # channels_redis closes the Redis connections it opened on this loop here
-
-
-_SEND_LOOP = _SendLoop()
+_SEND_LOOP = SendLoop()
 
 
 def send_loop_close(timeout: float = SEND_TIMEOUT_SECONDS + 1.0) -> None:
-    """Stop this process's send loop (`_SendLoop.close`), once its requests are done."""
+    """Make this process's queued sends and stop its send loop (`SendLoop.close`), once its
+    requests are done."""
     _SEND_LOOP.close(timeout)
+
+
+def sends_flush(timeout: float = SEND_TIMEOUT_SECONDS + 1.0) -> bool:
+    """Wait until this process's queued sends have been made; False if `timeout` passed first."""
+    return _SEND_LOOP.flush(timeout)
 
 
 def group_name(org_id: uuid.UUID | str) -> str:
@@ -127,9 +83,10 @@ def emit(events: Sequence[Event]) -> None:
     place (its trend, its organization's compliance) are updated from their stored state, and the
     few keys an event refreshes or rebuilds, when they were cached, are recomputed or rebuilt from
     their kept state (`cache.recompute`, under the key's single-flight lock). Only then is the
-    event sent: the dashboards refetching on it find every value exact and cached (sent first, the
-    event arrives sooner, but the refetches it causes arrive during the update and wait or miss).
-    A key one event invalidates and another updates is invalidated.
+    event queued for sending (the caller does not wait for the send): the dashboards refetching on
+    it find every value exact and cached (sent first, the event arrives sooner, but the refetches
+    it causes arrive during the update and wait or miss). A key one event invalidates and another
+    updates is invalidated.
     """
     started = time.perf_counter()
     by_org: dict[uuid.UUID, list[Event]] = {}
@@ -188,23 +145,30 @@ def _guarded(stage: str, key: cache.CacheKey, apply: Callable[..., object], *arg
 
 
 def _send(org_id: uuid.UUID, events: list[Event]) -> None:
+    """Queue the events' message to the organization's group (`SendLoop`: sent in order, the
+    caller does not wait)."""
     layer = get_channel_layer()
     if layer is None:
         return
+    group = group_name(org_id)
     message = {"type": GROUP_MESSAGE_TYPE, "events": [event.message() for event in events]}
+    sent = [EVENTS_SENT.labels(str(event.type)) for event in events]
 
-    async def send() -> None:
-        await asyncio.wait_for(layer.group_send(group_name(org_id), message), SEND_TIMEOUT_SECONDS)
+    async def send(waited: float) -> None:
+        if waited > SEND_TIMEOUT_SECONDS:  # queued behind a hung layer: dropped, not sent late
+            layer_failed("send", TimeoutError(f"queued {waited:.1f}s behind earlier sends"))
+            return
+        try:
+            await asyncio.wait_for(layer.group_send(group, message), SEND_TIMEOUT_SECONDS)
+        except Exception as exc:  # the channel layer's failures (Redis down, timeouts) stop here
+            layer_failed("send", exc)
+            return
+        _outage.answered()
+        for counter in sent:
+            counter.inc()
 
-    try:
-        # The outer bound only matters if the loop itself is stuck; wait_for bounds the send.
-        _SEND_LOOP.run(send(), SEND_TIMEOUT_SECONDS + 1.0)
-    except Exception as exc:  # the channel layer's failures (Redis down, timeouts) stop here
-        layer_failed("send", exc)
-        return
-    _outage.answered()
-    for event in events:
-        EVENTS_SENT.labels(str(event.type)).inc()
+    if not _SEND_LOOP.submit(send):
+        layer_failed("send", OverflowError(f"{QUEUE_MAX} sends already queued"))
 
 
 def layer_failed(stage: str, error: BaseException) -> None:

@@ -79,6 +79,7 @@ def test_every_event_type_is_sent_only_after_its_keys_are_deleted_or_refreshed(s
             assert cache.set(key, OLD)
         pending[:] = [event]
         broadcast.emit([event])
+        assert broadcast.sends_flush()
         for key, effect in event.effects().items():
             if effect in (queries.Effect.UPDATE, queries.Effect.REFRESH, queries.Effect.REBUILD):
                 # Cached without a state (`cache.set`): recomputed before the send, so it is exact.
@@ -108,6 +109,7 @@ def test_org_changed_is_sent_only_after_every_key_of_its_organization_is_deleted
 
     monkeypatch.setattr(layer, "group_send", group_send)
     broadcast.emit([events.org_changed(org.id), events.reading(unit, factories.reading(unit, 4.0), None)])
+    assert broadcast.sends_flush()
 
     assert seen == [(f"org.{org.id}", ["orgChanged", "reading"], 0)]
     assert redis_client.mget(others) == [OLD, OLD]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import override_settings
 
+from realtime import broadcast
 from stats.models import TemperatureReading, UnitStatus
 from tests.conftest import metric
 from tests.realtime.conftest import uplink
@@ -24,6 +25,7 @@ def test_uplinks_are_stored_and_failures_counted_when_redis_is_down(site, post, 
     with override_settings(CHANNEL_LAYERS=layers):
         ok = post(uplink(site.devices[0].dev_eui, 4.0))
         hot = post(uplink(site.devices[1].dev_eui, 13.0))
+        assert broadcast.sends_flush()
     assert (ok.status_code, hot.status_code) == (200, 200)
     assert hot.json()["unitStatus"] == UnitStatus.EXCURSION
     assert TemperatureReading.objects.count() == 2

@@ -150,6 +150,7 @@ def test_a_refresh_that_fails_leaves_the_key_deleted_and_the_event_still_goes_ou
     unit_id, org_id = unit.id, unit.organization_id
     unit.delete()  # the recompute's unit lookup now fails: UnitNotFound
     broadcast.emit([event])
+    assert broadcast.sends_flush()
     assert metric("dashboard_broadcast_errors_total", stage="update") == errors + 1
     assert metric("dashboard_events_sent_total", event="reading") == sent + 1
     assert redis_client.get(cache_key(QueryType.TEMPERATURE_TRENDS, org_id, unit_id)) is None
