@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,10 +91,13 @@ def _websocket(server: LiveServer, world: World, stack: ExitStack) -> ClientConn
 
 
 def _close_code(conn: ClientConnection) -> int | None:
-    """The code of the close frame the server sent (None: the connection just dropped)."""
+    """Read as the page does, every event as it comes, until the connection ends; the code of the
+    close frame the server sent (None: the connection just dropped). A client that stops reading
+    leaves the close frame behind the events it did not take, and a server that has stopped
+    cannot wait for it to catch up."""
     try:
         while True:
-            conn.recv(timeout=5)  # the events of the load's uplinks, then the close
+            conn.recv(timeout=STOP_TIMEOUT + 10)
     except ConnectionClosed as closed:
         return closed.rcvd.code if closed.rcvd is not None else None
     except TimeoutError:
@@ -117,10 +121,12 @@ def _start_load_stop(server_kind: Server, world: World, signum: int, cycle: int)
     with ExitStack() as stack:
         server = server_kind.start()
         stack.callback(server.stop)  # only if the cycle failed: it has exited by then otherwise
+        readers = stack.enter_context(ThreadPoolExecutor(WEBSOCKETS))  # shut down once the sockets are closed
         stats = f"/api/orgs/{world.org_id}/stats"
         first = httpx.get(f"{server.url}{stats}", cookies={"sessionid": world.cookie}, timeout=10)
         if server_kind.websockets:
             sockets = [_websocket(server, world, stack) for _ in range(WEBSOCKETS)]
+        close_codes = [readers.submit(_close_code, conn) for conn in sockets]
         held = HeldUplink(server, secret=world.secret, dev_eui=world.held_eui, f_cnt=cycle + 1)
         with (
             Load(server, cookie=world.cookie, paths=[stats], clients=DASHBOARDS) as load,
@@ -145,7 +151,7 @@ def _start_load_stop(server_kind: Server, world: World, signum: int, cycle: int)
             log=server.log.read_text(),
             held_status=held_status,
             held_reading=held_body.get("readingId"),
-            close_codes=[_close_code(conn) for conn in sockets],
+            close_codes=[code.result(timeout=STOP_TIMEOUT) for code in close_codes],
             answered=[p for p in stream.posts if 200 <= p.status < 300],
         )
 
@@ -157,6 +163,11 @@ def _from_first_alarm(log: str) -> str:
     return "" if first is None else "\n".join(lines[first : first + 40])
 
 
+def _websocket_lines(log: str) -> str:
+    """The log's lines about WebSockets and the stop (daphne's access log: WSCONNECT, WSDISCONNECT)."""
+    return "\n".join(line for line in log.splitlines() if any(m in line for m in (" WS", "stopping", "Drained")))
+
+
 def _assert_clean(stops: list[Stop]) -> None:
     stored = set(TemperatureReading.objects.values_list("id", flat=True))
     alarming = [_from_first_alarm(s.log) for s in stops if _from_first_alarm(s.log)]
@@ -164,7 +175,9 @@ def _assert_clean(stops: list[Stop]) -> None:
     assert not alarming, "\n=====\n".join(alarming)
     assert [s.first_status for s in stops] == [200] * len(stops)
     assert [(s.held_status, s.held_reading in stored) for s in stops] == [(200, True)] * len(stops)
-    not_going_away = [f"{s.close_codes} {s.log[-3000:]}" for s in stops if set(s.close_codes) - {CLOSE_GOING_AWAY}]
+    not_going_away = [
+        f"{s.close_codes} {_websocket_lines(s.log)}" for s in stops if set(s.close_codes) - {CLOSE_GOING_AWAY}
+    ]
     assert not not_going_away, "\n=====\n".join(not_going_away)
     answered = [p for s in stops for p in s.answered]
     assert answered and [p.f_cnt for p in answered if p.body.get("readingId") not in stored] == []
