@@ -6,11 +6,11 @@ so a hit and a miss are byte-identical (NFR-CACHE-007).
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import orjson
 from django.contrib.auth import get_user_model
 from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
@@ -23,8 +23,15 @@ from .windows import Reading, ms_to_next_bucket
 UnitNotFound = selectors.UnitNotFound
 
 
+_DJANGO_JSON = DjangoJSONEncoder()
+_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
+
+
 def json_bytes(value: object) -> bytes:
-    return json.dumps(value, cls=DjangoJSONEncoder, separators=(",", ":")).encode()
+    """Compact JSON, every value's one serializer (computed and updated in place alike): orjson,
+    about ten times faster than the standard library's on a trend, with Django's formats for
+    what JSON has no type for (times as ISO 8601 to the millisecond with "Z", decimals as strings)."""
+    return orjson.dumps(value, default=_DJANGO_JSON.default, option=_JSON_OPTIONS)
 
 
 def query_key(query: queries.Query, *, org_id: uuid.UUID, unit_id: uuid.UUID | None = None) -> cache.CacheKey:
@@ -50,7 +57,7 @@ def query_json(
     def produce() -> bytes | tuple[bytes, bytes]:
         if query.part_of is not None and unit_id is None:
             whole, field = query.part_of
-            return json_bytes(json.loads(query_json(whole, org_id=org_id))[field])
+            return json_bytes(orjson.loads(query_json(whole, org_id=org_id))[field])
         data = query.select(**ids)
         if isinstance(data, Stateful):
             return json_bytes(data.data), data.state
@@ -184,7 +191,7 @@ _DECODED_MAX = 10_000
 
 
 def _decode_principal(user_id: int, raw: bytes) -> Principal | None:
-    data = json.loads(raw)
+    data = orjson.loads(raw)
     if data is None:
         return None
     return Principal(

@@ -4,9 +4,10 @@ so the updated value is byte for byte what a recomputation would give."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import datetime
+
+import orjson
 
 from .cache import StaleState
 from .windows import ComplianceState, MissedUpdate, Reading, TrendState, iso
@@ -35,7 +36,7 @@ def trend_add(value: bytes | None, state: bytes, reading: Reading, temp_min: flo
     if value is None:
         data = {"unitId": reading.unit_id, "points": trend.points()}
     else:
-        data = json.loads(value)
+        data = orjson.loads(value)
         data["points"] = trend.points_since(before, data["points"], changed)
     return _dumps(data), trend.dumps()
 
@@ -50,7 +51,7 @@ def compliance_add(
     compliance.slide(now)
     if value is None:
         return None, compliance.dumps()
-    data = json.loads(value)
+    data = orjson.loads(value)
     data["compliancePercentage"] = compliance.percentage()
     data["lastUpdated"] = iso(now)
     return _dumps(data), compliance.dumps()

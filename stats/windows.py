@@ -17,11 +17,12 @@ rather than updated, so a lost update never outlives the next reading.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+
+import orjson
 
 BUCKET = timedelta(minutes=15)
 BUCKETS = 96  # 24 h
@@ -142,11 +143,11 @@ class TrendState:
         return [kept[s] if s in kept and s != changed else self.point(s) for s in sorted(self.buckets)]
 
     def dumps(self) -> bytes:
-        return json.dumps([self.temp_min, self.temp_max, self.max_id, sorted(self.buckets.items())]).encode()
+        return orjson.dumps([self.temp_min, self.temp_max, self.max_id, sorted(self.buckets.items())])
 
     @classmethod
     def loads(cls, raw: bytes) -> TrendState:
-        temp_min, temp_max, max_id, buckets = json.loads(raw)
+        temp_min, temp_max, max_id, buckets = orjson.loads(raw)
         return cls(temp_min, temp_max, max_id, {int(stamp): entry for stamp, entry in buckets})
 
 
@@ -187,9 +188,9 @@ class ComplianceState:
         return round(100.0 * in_range / total, 2) if total else None
 
     def dumps(self) -> bytes:
-        return json.dumps([self.max_ids, sorted(self.buckets.items())]).encode()
+        return orjson.dumps([self.max_ids, sorted(self.buckets.items())])
 
     @classmethod
     def loads(cls, raw: bytes) -> ComplianceState:
-        max_ids, buckets = json.loads(raw)
+        max_ids, buckets = orjson.loads(raw)
         return cls(max_ids, {int(stamp): entry for stamp, entry in buckets})
