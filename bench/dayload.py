@@ -33,6 +33,8 @@ import re
 import sys
 import time
 
+from websockets.exceptions import ConnectionClosed
+
 from bench import common
 from bench.client import Connection
 from bench.eventlat import connect_dashboard
@@ -136,6 +138,9 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
                 try:
                     raw = await asyncio.wait_for(ws.recv(), max(0.01, stop_at - time.perf_counter()))
                 except TimeoutError:
+                    break
+                except ConnectionClosed:  # counted, and the day goes on without this page's events
+                    load_errors["websocket closed"] = load_errors.get("websocket closed", 0) + 1
                     break
                 received = time.perf_counter()
                 event = json.loads(raw)  # one event per frame (realtime/consumers.py)

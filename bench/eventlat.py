@@ -34,11 +34,12 @@ SPACING = 0.02  # between samples: latency, not throughput, is measured here
 
 
 async def connect_dashboard(port: int, org_id: str, cookie: str, timeout: float = TIMEOUT):
-    """The page's WebSocket for one organization, past its `hello`."""
+    """The page's WebSocket for one organization, past its `hello`. No keepalive pings: a browser
+    sends none, and on a saturated machine an answer late by 20 s closed the socket mid-run."""
     origin = f"http://127.0.0.1:{port}"
     ws = await connect(
         f"ws://127.0.0.1:{port}/ws/orgs/{org_id}/", origin=origin,
-        additional_headers={"Cookie": f"sessionid={cookie}"}, open_timeout=timeout,
+        additional_headers={"Cookie": f"sessionid={cookie}"}, open_timeout=timeout, ping_interval=None,
     )  # fmt: skip
     hello = json.loads(await asyncio.wait_for(ws.recv(), timeout))
     if hello.get("type") != "hello":
