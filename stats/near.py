@@ -35,7 +35,8 @@ tracking starts afresh on the new master.
 
 Two readers use this: the lane (`stats.cache.read_for_session`), and the webhook's lookup of a
 secret's organization (`stats.cache.read_tracked`, which keeps only keys that exist). Every write
-and every other read goes to Redis as before. Errors are redis-py's own; `stats.cache` catches them at its boundary.
+and every other read goes to Redis as before. Errors are redis-py's own; `stats.cache` catches
+them at its boundary.
 """
 
 from __future__ import annotations
