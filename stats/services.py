@@ -12,26 +12,15 @@ from dataclasses import dataclass
 
 import orjson
 from django.contrib.auth import get_user_model
-from django.core.serializers.json import DjangoJSONEncoder
 from django.utils import timezone
 
 from . import cache, queries, selectors, updaters
+from .encoding import json_bytes
 from .models import Membership, Organization
 from .windowed import Stateful
 from .windows import Reading, ms_to_next_bucket
 
 UnitNotFound = selectors.UnitNotFound
-
-
-_DJANGO_JSON = DjangoJSONEncoder()
-_JSON_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_NON_STR_KEYS
-
-
-def json_bytes(value: object) -> bytes:
-    """Compact JSON, every value's one serializer (computed and updated in place alike): orjson,
-    about ten times faster than the standard library's on a trend, with Django's formats for
-    what JSON has no type for (times as ISO 8601 to the millisecond with "Z", decimals as strings)."""
-    return orjson.dumps(value, default=_DJANGO_JSON.default, option=_JSON_OPTIONS)
 
 
 def query_key(query: queries.Query, *, org_id: uuid.UUID, unit_id: uuid.UUID | None = None) -> cache.CacheKey:

@@ -10,13 +10,8 @@ from datetime import datetime
 import orjson
 
 from .cache import StaleState
+from .encoding import json_bytes
 from .windows import ComplianceState, MissedUpdate, Reading, TrendState, iso
-
-
-def _dumps(data: object) -> bytes:
-    from .services import json_bytes  # one serializer for computed and updated values
-
-    return json_bytes(data)
 
 
 def _add(add: Callable[[], object]) -> object:
@@ -38,7 +33,7 @@ def trend_add(value: bytes | None, state: bytes, reading: Reading, temp_min: flo
     else:
         data = orjson.loads(value)
         data["points"] = trend.points_since(before, data["points"], changed)
-    return _dumps(data), trend.dumps()
+    return json_bytes(data), trend.dumps()
 
 
 def compliance_add(
@@ -54,4 +49,4 @@ def compliance_add(
     data = orjson.loads(value)
     data["compliancePercentage"] = compliance.percentage()
     data["lastUpdated"] = iso(now)
-    return _dumps(data), compliance.dumps()
+    return json_bytes(data), compliance.dumps()
