@@ -24,7 +24,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bench import common, dataset, env, servers
+from bench import common, cpu, dataset, env, servers
 from bench.servers import FLOOR_WSGI, PROJECT_ASGI, PROJECT_WSGI
 
 ENDPOINTS_PER_LOAD = 5
@@ -118,12 +118,17 @@ def day(
             raise RuntimeError("bench.dayload failed during its preroll")
         time.sleep(warmup)
         before, ingest_before = servers.metrics(dash), servers.metrics(ingest)
+        cpu_before, window_start = cpu.snapshot(), time.monotonic()
         try:
             out, _ = process.communicate(timeout=profile["realisticSeconds"] + warmup + 120)
         except subprocess.TimeoutExpired:
             process.kill()
             raise RuntimeError("bench.dayload did not finish within two minutes of the day's end") from None
+        cpu_after, window = cpu.snapshot(), time.monotonic() - window_start
         after, ingest_after = servers.metrics(dash), servers.metrics(ingest)
+        named = {dash.process.pid: "dash", ingest.process.pid: "ingest", ws.process.pid: "ws",
+                 process.pid: "load generator"}  # fmt: skip
+        cpu_used = cpu.cores(cpu.usage(cpu_before, cpu_after, named), window)
         cached_keys = _dashboard_keys()
     if process.returncode:
         raise RuntimeError(f"bench.dayload failed with exit code {process.returncode}")
@@ -170,6 +175,8 @@ def day(
             if name.startswith("dashboard_cache_recompute_total{")
         },
         "cachedKeys": cached_keys,
+        # Cores each process used over the measured window, and how busy the machine was.
+        "cpuCores": cpu_used,
         "trendRefreshes": servers.delta(
             ingest_after, ingest_before, 'dashboard_cache_recompute_total{query_type="temperature:trends"}'
         ),
@@ -239,6 +246,9 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
     for r in (on, long_ttl := runs[2]):
         print(f"   computations by query type (TTL {r['ttlSeconds']}s): {r['recomputesByQueryType']};"
               f" rebuilt from their state: {r['rebuiltPerMinute']}/min", flush=True)  # fmt: skip
+    for r in [*runs, floor]:
+        print(f"   CPU in cores ({'floor' if r is floor else 'cache ' + ('on' if r['cache'] else 'off')}, "
+              f"TTL {r.get('ttlSeconds')}): {r['cpuCores']}", flush=True)  # fmt: skip
     for r in runs:
         print(f"   events sent by type (cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}): "
               f"{r['eventsSentByType']}", flush=True)  # fmt: skip
