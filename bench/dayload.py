@@ -230,9 +230,23 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
                 uplink_statuses[str(response.status)] = uplink_statuses.get(str(response.status), 0) + 1
         conn.close()
 
+    cpu_seconds = [0.0]
+
+    async def meter() -> None:
+        """This process's own CPU over the measured window (a client starved of CPU reports its
+        own waiting as the servers' latency)."""
+        await asyncio.sleep(max(0.0, measure_from - time.perf_counter()))
+        start = time.process_time()
+        await asyncio.sleep(max(0.0, stop_at - time.perf_counter()))
+        cpu_seconds[0] = time.process_time() - start
+
     checking = [checker.run(measure_from=measure_from, stop_at=stop_at)] if checker else []
     await asyncio.gather(
-        schedule(), *(sender() for _ in range(UPLINK_SENDERS)), *(dashboard(i) for i in range(args.clients)), *checking
+        meter(),
+        schedule(),
+        *(sender() for _ in range(UPLINK_SENDERS)),
+        *(dashboard(i) for i in range(args.clients)),
+        *checking,
     )
     return {
         **({"freshness": checker.counts} if checker else {}),
@@ -244,6 +258,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
         "uplinks": summarize(uplinks, args.duration),
         "uplinkStatuses": uplink_statuses,
         "uplinkScheduleLagP99Ms": summarize(lag, args.duration)["p99_ms"],
+        "cpuSeconds": round(cpu_seconds[0], 2),
     }
 
 

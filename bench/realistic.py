@@ -126,13 +126,15 @@ def day(
             raise RuntimeError("bench.dayload did not finish within two minutes of the day's end") from None
         cpu_after, window = cpu.snapshot(), time.monotonic() - window_start
         after, ingest_after = servers.metrics(dash), servers.metrics(ingest)
-        named = {dash.process.pid: "dash", ingest.process.pid: "ingest", ws.process.pid: "ws",
-                 process.pid: "load generator"}  # fmt: skip
-        cpu_used = cpu.cores(cpu.usage(cpu_before, cpu_after, named), window)
+        named = {dash.process.pid: "dash", ingest.process.pid: "ingest", ws.process.pid: "ws"}
+        spent = cpu.usage(cpu_before, cpu_after, named)
         cached_keys = _dashboard_keys()
     if process.returncode:
         raise RuntimeError(f"bench.dayload failed with exit code {process.returncode}")
     clients = json.loads(out)
+    # The clients' process has exited by now: it measured its own CPU over the day.
+    spent["load generator"] = clients.pop("cpuSeconds") * window / profile["realisticSeconds"]
+    cpu_used = cpu.cores(spent, window)
     hits = servers.dashboard_delta(after, before, "dashboard_cache_hit_total")
     misses = servers.dashboard_delta(after, before, "dashboard_cache_miss_total")
     # One /metrics request (the "after" snapshot) is among the counted requests.
