@@ -83,7 +83,9 @@ async def preroll(args: argparse.Namespace, orgs: list[common.Org]) -> None:
     jobs = [(org, k) for org in orgs for k in range(len(org.units))]
 
     async def sender() -> None:
-        conn = Connection("127.0.0.1", args.ingest_port, headers={"Content-Type": "application/json"})
+        conn = Connection(
+            "127.0.0.1", args.ingest_port, headers={"Content-Type": "application/json"}, close_after_request=True
+        )
         while jobs:
             org, k = jobs.pop()
             low, high = org.ranges[k]
@@ -98,7 +100,9 @@ async def preroll(args: argparse.Namespace, orgs: list[common.Org]) -> None:
     trends = [f"/api/orgs/{org.id}/units/{unit}/trends" for org in orgs for unit in org.units]
 
     async def loader() -> None:
-        conn = Connection("127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"})
+        conn = Connection(
+            "127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"}, close_after_request=True
+        )
         while trends:
             response = await conn.request("GET", trends.pop())
             if response.status != 200:
@@ -133,7 +137,9 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
     async def follow_events(org: common.Org) -> None:
         """The page's WebSocket: each event's refetches, as dashboard.js does them."""
         async with await connect_dashboard(args.ws_port, org.id, args.cookie, WS_TIMEOUT) as ws:
-            conn = Connection("127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"})
+            conn = Connection(
+                "127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"}, close_after_request=True
+            )
             while time.perf_counter() < stop_at:
                 try:
                     raw = await asyncio.wait_for(ws.recv(), max(0.01, stop_at - time.perf_counter()))
@@ -169,7 +175,9 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
             f"/api/orgs/{org.id}/units/{unit}/trends",
         ]
         follower = asyncio.get_running_loop().create_task(follow_events(org))
-        conn = Connection("127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"})
+        conn = Connection(
+            "127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"}, close_after_request=True
+        )
         next_at = started + random.uniform(0, args.poll)
         while True:
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
@@ -205,7 +213,9 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
             await queue.put(-1)
 
     async def sender() -> None:
-        conn = Connection("127.0.0.1", args.ingest_port, headers={"Content-Type": "application/json"})
+        conn = Connection(
+            "127.0.0.1", args.ingest_port, headers={"Content-Type": "application/json"}, close_after_request=True
+        )
         while (n := await queue.get()) >= 0:
             if time.perf_counter() >= stop_at:
                 continue  # a backlog left at the end is not measured: a server that fell behind must not hold the run

@@ -53,8 +53,8 @@ def _differing_fields(answer: object, fresh: object) -> list[str]:
 class Checker:
     def __init__(self, *, check_port: int, oracle_port: int, cookie: str) -> None:
         headers = {"Cookie": f"sessionid={cookie}"}
-        self._contender = Connection("127.0.0.1", check_port, headers=headers)
-        self._oracle = Connection("127.0.0.1", oracle_port, headers=headers)
+        self._contender = Connection("127.0.0.1", check_port, headers=headers, close_after_request=True)
+        self._oracle = Connection("127.0.0.1", oracle_port, headers=headers, close_after_request=True)
         self._latest: tuple[common.Org, str] | None = None
         self._answered = asyncio.Event()
         self.counts = {
