@@ -249,8 +249,9 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
         print(f"   computations by query type (TTL {r['ttlSeconds']}s): {r['recomputesByQueryType']};"
               f" rebuilt from their state: {r['rebuiltPerMinute']}/min", flush=True)  # fmt: skip
     for r in [*runs, floor]:
-        print(f"   CPU in cores ({'floor' if r is floor else 'cache ' + ('on' if r['cache'] else 'off')}, "
-              f"TTL {r.get('ttlSeconds')}): {r['cpuCores']}", flush=True)  # fmt: skip
+        name = "floor" if r is floor else f"cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}"
+        print(f"   load P99 of each 5 s ({name}): {[round(v) for v in r['loadP99Per5s'] if v is not None]}", flush=True)
+        print(f"   CPU in cores ({name}): {r['cpuCores']}", flush=True)
     for r in runs:
         print(f"   events sent by type (cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}): "
               f"{r['eventsSentByType']}", flush=True)  # fmt: skip
