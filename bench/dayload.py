@@ -77,6 +77,11 @@ def _temperature(unit_index: int, low: float, high: float, now: float) -> float:
     return (low + high) / 2 + random.uniform(-0.4, 0.4)
 
 
+def _quarter_hour_in(start: float, seconds: float) -> float | None:
+    boundary = (start // 900 + 1) * 900
+    return round(boundary - start, 1) if boundary < start + seconds else None
+
+
 async def preroll(args: argparse.Namespace, orgs: list[common.Org]) -> None:
     """Before the clock starts: one in-range uplink per device, which settles the dataset's
     offline and out-of-range units (their first readings would otherwise invalidate everything
@@ -266,6 +271,9 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
         "loadLatency": summarize(loads, args.duration),
         # Whether a P99 is a steady state or a few bad seconds: the P99 of each 5 s, in order.
         "loadP99Per5s": [summarize(load_windows[w], 5.0)["p99_ms"] for w in sorted(load_windows)],
+        # Seconds into the measured window of a quarter-hour boundary, where every trend and stats
+        # value expires at once (their oldest bucket leaves the 24 h window); None if none fell in it.
+        "quarterHourAt": _quarter_hour_in(time.time() - (time.perf_counter() - measure_from), args.duration),
         "loadErrors": load_errors,
         "eventsReceived": events_received[0],
         "eventRefetches": summarize(refetches, args.duration),

@@ -250,7 +250,9 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
               f" rebuilt from their state: {r['rebuiltPerMinute']}/min", flush=True)  # fmt: skip
     for r in [*runs, floor]:
         name = "floor" if r is floor else f"cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}"
-        print(f"   load P99 of each 5 s ({name}): {[round(v) for v in r['loadP99Per5s'] if v is not None]}", flush=True)
+        boundary = "" if r["quarterHourAt"] is None else f"; a quarter-hour boundary at +{r['quarterHourAt']} s"
+        print(f"   load P99 of each 5 s ({name}): {[round(v) for v in r['loadP99Per5s'] if v is not None]}{boundary}",
+              flush=True)  # fmt: skip
         print(f"   CPU in cores ({name}): {r['cpuCores']}", flush=True)
     for r in runs:
         print(f"   events sent by type (cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}): "
