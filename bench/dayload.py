@@ -41,6 +41,7 @@ from bench.client import Connection
 from bench.eventlat import connect_dashboard
 from bench.freshness import Checker
 from bench.loadgen import summarize
+from stats.windows import BUCKET
 
 UPLINK_SENDERS = 8
 WS_TIMEOUT = 10.0
@@ -77,8 +78,23 @@ def _temperature(unit_index: int, low: float, high: float, now: float) -> float:
     return (low + high) / 2 + random.uniform(-0.4, 0.4)
 
 
+def _dashboard_connection(args: argparse.Namespace) -> Connection:
+    """A signed-in page's connection to the dashboard server (gunicorn: one request each)."""
+    return Connection(
+        "127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"}, close_after_request=True
+    )
+
+
+def _webhook_connection(args: argparse.Namespace) -> Connection:
+    """TTN's connection to the ingest server (gunicorn: one request each)."""
+    return Connection(
+        "127.0.0.1", args.ingest_port, headers={"Content-Type": "application/json"}, close_after_request=True
+    )
+
+
 def _quarter_hour_in(start: float, seconds: float) -> float | None:
-    boundary = (start // 900 + 1) * 900
+    bucket = BUCKET.total_seconds()
+    boundary = (start // bucket + 1) * bucket
     return round(boundary - start, 1) if boundary < start + seconds else None
 
 
@@ -89,9 +105,7 @@ async def preroll(args: argparse.Namespace, orgs: list[common.Org]) -> None:
     jobs = [(org, k) for org in orgs for k in range(len(org.units))]
 
     async def sender() -> None:
-        conn = Connection(
-            "127.0.0.1", args.ingest_port, headers={"Content-Type": "application/json"}, close_after_request=True
-        )
+        conn = _webhook_connection(args)
         while jobs:
             org, k = jobs.pop()
             low, high = org.ranges[k]
@@ -106,9 +120,7 @@ async def preroll(args: argparse.Namespace, orgs: list[common.Org]) -> None:
     trends = [f"/api/orgs/{org.id}/units/{unit}/trends" for org in orgs for unit in org.units]
 
     async def loader() -> None:
-        conn = Connection(
-            "127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"}, close_after_request=True
-        )
+        conn = _dashboard_connection(args)
         while trends:
             response = await conn.request("GET", trends.pop())
             if response.status != 200:
@@ -144,9 +156,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
     async def follow_events(org: common.Org) -> None:
         """The page's WebSocket: each event's refetches, as dashboard.js does them."""
         async with await connect_dashboard(args.ws_port, org.id, args.cookie, WS_TIMEOUT) as ws:
-            conn = Connection(
-                "127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"}, close_after_request=True
-            )
+            conn = _dashboard_connection(args)
             while time.perf_counter() < stop_at:
                 try:
                     raw = await asyncio.wait_for(ws.recv(), max(0.01, stop_at - time.perf_counter()))
@@ -182,9 +192,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
             f"/api/orgs/{org.id}/units/{unit}/trends",
         ]
         follower = asyncio.get_running_loop().create_task(follow_events(org))
-        conn = Connection(
-            "127.0.0.1", args.dash_port, headers={"Cookie": f"sessionid={args.cookie}"}, close_after_request=True
-        )
+        conn = _dashboard_connection(args)
         next_at = started + random.uniform(0, args.poll)
         while True:
             await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
@@ -221,9 +229,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
             await queue.put(-1)
 
     async def sender() -> None:
-        conn = Connection(
-            "127.0.0.1", args.ingest_port, headers={"Content-Type": "application/json"}, close_after_request=True
-        )
+        conn = _webhook_connection(args)
         while (n := await queue.get()) >= 0:
             if time.perf_counter() >= stop_at:
                 continue  # a backlog left at the end is not measured: a server that fell behind must not hold the run
