@@ -254,6 +254,8 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
         print(f"   load P99 of each 5 s ({name}): {[round(v) for v in r['loadP99Per5s'] if v is not None]}{boundary}",
               flush=True)  # fmt: skip
         print(f"   CPU in cores ({name}): {r['cpuCores']}", flush=True)
+        if r["loadErrors"]:
+            print(f"   errors the dashboards met ({name}): {r['loadErrors']}", flush=True)
     for r in runs:
         print(f"   events sent by type (cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}): "
               f"{r['eventsSentByType']}", flush=True)  # fmt: skip
