@@ -26,6 +26,7 @@ from .models import (
     Unit,
     UnitStatus,
 )
+from .statements import OneValueStatement
 from .windowed import Stateful
 from .windows import ComplianceState, TrendState
 
@@ -144,31 +145,38 @@ def organization_stats_from_state(state: bytes, *, org_id: uuid.UUID) -> Statefu
     return _organization_stats(org_id, compliance, now)
 
 
-def _organization_stats(org_id: uuid.UUID, compliance: ComplianceState, now: datetime) -> Stateful:
-    units, alerts, devices = _unit_status_aggregates(), _alert_aggregates(), _device_aggregates()
-    columns = ("_units", "_alerts", "_devices", "_members", "_sites")
-    rows = (
+def _counts_of(org_id: object) -> QuerySet:
+    """The organization's counts, each a JSON object from a correlated subquery: one statement."""
+    return (
         Organization.objects.filter(pk=org_id)
         .order_by()
         .annotate(
-            _units=_per_org(Unit.objects.all(), units),
-            _alerts=_per_org(Alert.objects.all(), alerts),
-            _devices=_per_org(Device.objects.all(), devices),
+            _units=_per_org(Unit.objects.all(), _unit_status_aggregates()),
+            _alerts=_per_org(Alert.objects.all(), _alert_aggregates()),
+            _devices=_per_org(Device.objects.all(), _device_aggregates()),
             _members=_per_org(Membership.objects.all(), {"n": Count("id")}),
             _sites=_per_org(Site.objects.all(), {"n": Count("id")}),
         )
-        .values(*columns)[:1]
+        .values_list("_units", "_alerts", "_devices", "_members", "_sites")[:1]
     )
-    row = next(iter(rows), None) or dict.fromkeys(columns)
-    unit_counts = _json_counts(row["_units"], units)
+
+
+# Compiled once: building it took ten times the CPU the database spends running it.
+_COUNTS = OneValueStatement(_counts_of, Organization._meta.pk)
+
+
+def _organization_stats(org_id: uuid.UUID, compliance: ComplianceState, now: datetime) -> Stateful:
+    units, alerts, devices = _unit_status_aggregates(), _alert_aggregates(), _device_aggregates()
+    unit_json, alert_json, device_json, member_json, site_json = _COUNTS.first(org_id) or (None,) * 5
+    unit_counts = _json_counts(unit_json, units)
     data = {
         "organizationId": str(org_id),
         "unitCounts": unit_counts,
-        "alertCounts": _json_counts(row["_alerts"], alerts),
-        "deviceCounts": _device_counts(_json_counts(row["_devices"], devices)),
+        "alertCounts": _json_counts(alert_json, alerts),
+        "deviceCounts": _device_counts(_json_counts(device_json, devices)),
         "compliancePercentage": compliance.percentage(),
-        "memberCount": _json_counts(row["_members"], ["n"])["n"],
-        "siteCount": _json_counts(row["_sites"], ["n"])["n"],
+        "memberCount": _json_counts(member_json, ["n"])["n"],
+        "siteCount": _json_counts(site_json, ["n"])["n"],
         "worstState": worst_state(unit_counts),
         "lastUpdated": iso(now),
     }
