@@ -157,7 +157,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
         """The page's WebSocket: each event's refetches, as dashboard.js does them."""
         try:
             ws = await connect_dashboard(args.ws_port, org.id, args.cookie, WS_TIMEOUT)
-        except (OSError, TimeoutError, InvalidHandshake) as exc:
+        except (OSError, TimeoutError, InvalidHandshake, ConnectionClosed) as exc:
             # A server too busy to answer the handshake in time (the cache-off day): counted, and
             # this page polls without events, rather than the whole bench run failing.
             name = f"websocket not opened ({type(exc).__name__})"

@@ -44,5 +44,7 @@ class OneValueStatement:
         positions = [i for i, param in enumerate(params) if param == prepared]
         if len(positions) != 1:
             raise ValueError(f"the statement uses its value {len(positions)} times, not once: {sql}")
+        # The compiler is kept for its column converters, which read only the backend's features
+        # from the connection it was made with: any thread may use it.
         self._compiled[alias] = compiled = (compiler, sql, list(params), positions[0])
         return compiled
