@@ -11,11 +11,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import subprocess
 import sys
-import tempfile
 from contextlib import ExitStack
-from pathlib import Path
 
 from bench import common, env, servers, wrk
 from bench.servers import PROJECT_WSGI
@@ -30,29 +27,24 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     tool = "wrk" if wrk.available() else "python"
     paths = [f"/api/orgs/{org.id}/stats" for org in common.load_orgs()]
-    worktree = Path(tempfile.mkdtemp(prefix="bench-ab-")) / "tree"
-    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(worktree), args.rev], cwd=env.ROOT, check=True)
     rows: dict[str, list[tuple[float, float, float]]] = {args.rev: [], "working tree": []}
-    try:
-        with ExitStack() as stack:
-            targets = {}
-            for name, root in ((args.rev, worktree), ("working tree", env.ROOT)):
-                server, cookie = stack.enter_context(
-                    servers.serve_cached(name.replace(" ", "-"), "gunicorn", PROJECT_WSGI, paths=paths, cwd=root,
-                                         PYTHONPATH=env.tree_pythonpath(root))
+    with env.revision_tree(args.rev) as worktree, ExitStack() as stack:
+        targets = {}
+        for name, root in ((args.rev, worktree), ("working tree", env.ROOT)):
+            server, cookie = stack.enter_context(
+                servers.serve_cached(name.replace(" ", "-"), "gunicorn", PROJECT_WSGI, paths=paths, cwd=root,
+                                     PYTHONPATH=env.tree_pythonpath(root))
+            )  # fmt: skip
+            targets[name] = (server, cookie)
+        for _ in range(args.rounds):
+            for name, (server, cookie) in targets.items():
+                cpu = servers.cpu_seconds(server)
+                result = common.load(
+                    port=server.port, paths=paths, cookie=cookie, connections=args.connections,
+                    duration=args.duration, warmup=1, tool=tool,
                 )  # fmt: skip
-                targets[name] = (server, cookie)
-            for _ in range(args.rounds):
-                for name, (server, cookie) in targets.items():
-                    cpu = servers.cpu_seconds(server)
-                    result = common.load(
-                        port=server.port, paths=paths, cookie=cookie, connections=args.connections,
-                        duration=args.duration, warmup=1, tool=tool,
-                    )  # fmt: skip
-                    cpu_ms = (servers.cpu_seconds(server) - cpu) * 1000 / max(1, result["requests"])
-                    rows[name].append((result["rps"], result["p99_ms"], cpu_ms))
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=env.ROOT, check=False)
+                cpu_ms = (servers.cpu_seconds(server) - cpu) * 1000 / max(1, result["requests"])
+                rows[name].append((result["rps"], result["p99_ms"], cpu_ms))
     medians = {
         name: [statistics.median(column) for column in zip(*values, strict=True)] for name, values in rows.items()
     }

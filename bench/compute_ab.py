@@ -17,7 +17,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from bench import env
@@ -61,16 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("rev", help="the git revision to compare the working tree with")
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args(argv)
-    worktree = Path(tempfile.mkdtemp(prefix="bench-compute-ab-")) / "tree"
-    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(worktree), args.rev], cwd=env.ROOT, check=True)
-    trees = {args.rev: worktree, "working tree": env.ROOT}
-    rows: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
-    try:
+    with env.revision_tree(args.rev) as worktree:
+        trees = {args.rev: worktree, "working tree": env.ROOT}
+        rows: dict[str, list[dict[str, float]]] = {name: [] for name in trees}
         for _ in range(args.rounds):
             for name, root in trees.items():
                 rows[name].append(_probe(root))
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=env.ROOT, check=False)
     medians = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]} for name, runs in rows.items()}
     print(f"| code | stats computed, CPU ms/call | stats rebuilt from state, CPU ms/call |  ({args.rounds} rounds)")
     for name, m in medians.items():

@@ -7,8 +7,11 @@ variables below (documented in bench/README.md) when those are taken on a machin
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -67,3 +70,16 @@ def tree_pythonpath(root: Path) -> str:
     site = Path(tempfile.mkdtemp(prefix="bench-tree-site-"))
     (site / "sitecustomize.py").write_text(_ONLY_THIS_TREE)
     return f"{site}:{root}"
+
+
+@contextmanager
+def revision_tree(rev: str) -> Iterator[Path]:
+    """A checkout of git revision `rev` beside this one (a detached worktree), removed afterwards:
+    the "before" side of the side-by-side benchmarks (`bench.ab`, `bench.uplink_ab`,
+    `bench.compute_ab`)."""
+    worktree = Path(tempfile.mkdtemp(prefix="bench-rev-")) / "tree"
+    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(worktree), rev], cwd=ROOT, check=True)
+    try:
+        yield worktree
+    finally:
+        subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=False)

@@ -22,7 +22,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -96,36 +95,36 @@ def main(argv: list[str] | None = None) -> int:
     )  # fmt: skip
     args = parser.parse_args(argv)
     org = common.load_orgs()[0]
-    worktree = Path(tempfile.mkdtemp(prefix="bench-uplink-ab-")) / "tree"
-    subprocess.run(["git", "worktree", "add", "-q", "--detach", str(worktree), args.rev], cwd=env.ROOT, check=True)
-    sides = {args.rev: (worktree, "bench_uplink_ab_rev"), "working tree": (env.ROOT, "bench_uplink_ab_tree")}
-    rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in sides}
-    f_cnt = int(time.time()) + 50_000_000  # past the frame counters a realistic day left in the database
-    try:
-        urls = {name: _copy_database(db) for name, (_, db) in sides.items()}
-        _migrate_to(worktree, urls[args.rev])
-        with ExitStack() as stack:
-            running = {}
-            for name, (root, _) in sides.items():
-                server = stack.enter_context(servers.serve(
-                    name.replace(" ", "-"), "gunicorn", PROJECT_WSGI, workers=1, cwd=root,
-                    PYTHONPATH=env.tree_pythonpath(root), DATABASE_URL=urls[name],
-                ))  # fmt: skip
-                asyncio.run(open_dashboard(argparse.Namespace(gunicorn=server.port, cookie=servers.login(server)), org))
-                running[name] = server
-            for round_index in range(args.rounds):
-                order = list(running.items()) if round_index % 2 == 0 else list(reversed(running.items()))
-                for name, server in order:
-                    cpu = servers.cpu_seconds(server)
-                    posted = _post(server.port, org, args.uplinks, f_cnt, args.payload, args.spacing)
-                    times = sorted(asyncio.run(posted))
-                    f_cnt += args.uplinks
-                    cpu_ms = (servers.cpu_seconds(server) - cpu) * 1000 / args.uplinks
-                    rows[name].append((statistics.median(times), percentile(times, 0.9), cpu_ms))
-    finally:
-        subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=env.ROOT, check=False)
-        for _, db in sides.values():
-            _drop_database(db)
+    with env.revision_tree(args.rev) as worktree:
+        sides = {args.rev: (worktree, "bench_uplink_ab_rev"), "working tree": (env.ROOT, "bench_uplink_ab_tree")}
+        rows: dict[str, list[tuple[float, float, float]]] = {name: [] for name in sides}
+        f_cnt = int(time.time()) + 50_000_000  # past the frame counters a realistic day left in the database
+        try:
+            urls = {name: _copy_database(db) for name, (_, db) in sides.items()}
+            _migrate_to(worktree, urls[args.rev])
+            with ExitStack() as stack:
+                running = {}
+                for name, (root, _) in sides.items():
+                    server = stack.enter_context(servers.serve(
+                        name.replace(" ", "-"), "gunicorn", PROJECT_WSGI, workers=1, cwd=root,
+                        PYTHONPATH=env.tree_pythonpath(root), DATABASE_URL=urls[name],
+                    ))  # fmt: skip
+                    asyncio.run(
+                        open_dashboard(argparse.Namespace(gunicorn=server.port, cookie=servers.login(server)), org)
+                    )
+                    running[name] = server
+                for round_index in range(args.rounds):
+                    order = list(running.items()) if round_index % 2 == 0 else list(reversed(running.items()))
+                    for name, server in order:
+                        cpu = servers.cpu_seconds(server)
+                        posted = _post(server.port, org, args.uplinks, f_cnt, args.payload, args.spacing)
+                        times = sorted(asyncio.run(posted))
+                        f_cnt += args.uplinks
+                        cpu_ms = (servers.cpu_seconds(server) - cpu) * 1000 / args.uplinks
+                        rows[name].append((statistics.median(times), percentile(times, 0.9), cpu_ms))
+        finally:
+            for _, db in sides.values():
+                _drop_database(db)
     medians = {name: [statistics.median(col) for col in zip(*values, strict=True)] for name, values in rows.items()}
     base, tree = medians[args.rev], medians["working tree"]
     common.table(
