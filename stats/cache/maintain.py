@@ -1,8 +1,9 @@
 """Updating a cached value in place from its state, after a change: a reading added to its unit's
 trend and to its organization's compliance, without a recomputation from the database.
 
-The update reads the value with its state, computes the new pair in Python, and writes it only if
-the state is still the one it read (compare-and-set; on a conflict it reads again). The write
+The update reads the value with its state and generation, computes the new pair in Python, and
+writes it only if nothing wrote the key meanwhile (compare-and-set on the generation, which every
+write moves; on a conflict it reads again). The write
 bumps the key's generation like an invalidation, so a computation that began before the change
 stores nothing. A key without a state is invalidated instead (same round trip): the next reader
 computes it.
@@ -77,7 +78,7 @@ def maintain(changes: Mapping[CacheKey, Update]) -> dict[CacheKey, Maintained]:
                 except StaleState:
                     stale.append(key)
                     continue
-                written.append((key, value, [read[1], value or b"", state, key_ttl_ms(key), GENERATION_TTL_SECONDS]))
+                written.append((key, value, [read[2], value or b"", state, key_ttl_ms(key), GENERATION_TTL_SECONDS]))
             calls = [(scripts.MAINTAIN_WRITE, [*_keys(key), index_key(key.org_id), *part_keys(key)], args)
                      for key, _, args in written]  # fmt: skip
             calls += [_invalidation(key) for key in stale]

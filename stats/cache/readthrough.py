@@ -2,7 +2,9 @@
 
 - Stale sets: before computing, a reader takes a token (the organization's generation and the
   key's generation). Every invalidation bumps the generation of what it deletes; the write is a
-  compare-and-set in Lua that stores nothing if a generation moved meanwhile (memcache leases).
+  compare-and-set in Lua that stores nothing if a generation moved meanwhile (memcache leases),
+  and moves the key's generation when it stores a state (an update in place that read the key
+  before then reads it again: `maintain`).
 - Single flight: on a miss one reader takes a short lock and computes; the others poll for its
   value for a bounded time, then compute themselves rather than hang.
 
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 
 from . import ahead, scripts
 from .boundary import CacheUnavailable, is_enabled, redis_call
+from .invalidation import GENERATION_TTL_SECONDS
 from .keys import CacheKey, index_key, key_generation_key, lock_key, org_generation_key, state_key
 from .lane import near_forget
 from .metrics import (
@@ -54,7 +57,7 @@ def get(key: CacheKey) -> bytes | None:
 
 
 def set(key: CacheKey, value: bytes, ttl: int | None = None) -> bool:  # noqa: A001 - the cache's public verbs: get, set, delete
-    """Store unconditionally with a fresh TTL (every set resets the TTL)."""
+    """Store unconditionally with a fresh TTL (every set resets the TTL), without a state."""
     if not is_enabled():
         return False
     org_id = key.org_id
@@ -63,8 +66,8 @@ def set(key: CacheKey, value: bytes, ttl: int | None = None) -> bool:  # noqa: A
             scripts.run(
                 client,
                 scripts.CAS_SET,
-                [key, index_key(org_id) if org_id else "", state_key(key)],
-                [value, key_ttl_ms(key, ttl), ""],
+                [key, index_key(org_id) if org_id else "", state_key(key), key_generation_key(key)],
+                [value, key_ttl_ms(key, ttl), "", GENERATION_TTL_SECONDS],
             )
     except CacheUnavailable:
         return False
@@ -283,8 +286,8 @@ def _store_if_current(key: CacheKey, query_type: str, value: bytes, state: bytes
             stored = scripts.run(
                 client,
                 scripts.CAS_SET,
-                [key, index_key(org_id) if org_id else "", state_key(key), *token.keys],
-                [value, key_ttl_ms(key), state, *token.values],
+                [key, index_key(org_id) if org_id else "", state_key(key), key_generation_key(key), *token.keys],
+                [value, key_ttl_ms(key), state, GENERATION_TTL_SECONDS, *token.values],
             )
     except CacheUnavailable:
         return

@@ -30,12 +30,15 @@ def _state_ttl_lua(ttl_argv: int) -> str:
     return f"math.max(2 * math.ceil(tonumber(ARGV[{ttl_argv}]) / 1000), {STATE_MIN_SECONDS})"
 
 
-# KEYS: value key, index key, state key, generation keys...; ARGV: value, ttl (ms), state ('' for
-# none), expected generations... Stores the value (and the state a change updates it from) only if
-# no generation moved since the computation began.
+# KEYS: value key, index key, state key, the value's generation key, generation keys to check...;
+# ARGV: value, ttl (ms), state ('' for none), generation ttl, then the generation expected of each
+# key from KEYS[5] on. Stores the value (and the state a change updates it from) only if no
+# generation moved since the computation began. Storing a state moves the value's own generation
+# (storing none deletes the state): either way an update in place that read the key before the
+# store writes nothing (`MAINTAIN_WRITE`).
 CAS_SET = Lua(
     """
-for i = 4, #KEYS do
+for i = 5, #KEYS do
   if (redis.call('GET', KEYS[i]) or '0') ~= ARGV[i] then return 0 end
 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -43,6 +46,8 @@ local lives = math.ceil(tonumber(ARGV[2]) / 1000)
 if ARGV[3] ~= '' then
   lives = STATE_TTL
   redis.call('SET', KEYS[3], ARGV[3], 'EX', lives)
+  redis.call('INCR', KEYS[4])
+  redis.call('EXPIRE', KEYS[4], ARGV[4])
 else
   redis.call('DEL', KEYS[3])
 end
@@ -87,14 +92,15 @@ return deleted
 )
 
 # KEYS: value key, state key, generation key; ARGV: generation ttl. A change about to update a
-# value in place reads it with its state: {value or false, state}. Without a state the key is
-# invalidated instead (deleted, generation bumped: no computation in flight may store a value from
-# before the change) and the reply says whether a value was cached: {1} or {0}.
+# value in place reads it with its state and its generation: {value or false, state, generation}.
+# Without a state the key is invalidated instead (deleted, generation bumped: no computation in
+# flight may store a value from before the change) and the reply says whether a value was cached:
+# {1} or {0}.
 MAINTAIN_READ = Lua(
     """
 local value = redis.call('GET', KEYS[1])
 local state = redis.call('GET', KEYS[2])
-if state then return {value or false, state} end
+if state then return {value or false, state, redis.call('GET', KEYS[3]) or '0'} end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('INCR', KEYS[3])
 redis.call('EXPIRE', KEYS[3], ARGV[1])
@@ -104,15 +110,19 @@ return {0}
 )
 
 # KEYS: value key, state key, generation key, index key, then the keys of values that are fields
-# of this one (`part_of`); ARGV: the state read, new value ('' to leave it absent: only the state
-# is updated), new state, ttl (ms), generation ttl. Writes only if the state is still the one read
-# (else 0: read again). Bumps the generation, so a computation that began before the change stores
-# nothing. A part that has used half its TTL lives as long as the value again: no change that
-# alters it came (it would have deleted it), so it still equals the value's field. (Only then:
-# every expire tells the tracked copies.)
+# of this one (`part_of`); ARGV: the generation read, new value ('' to leave it absent: only the
+# state is updated), new state, ttl (ms), generation ttl. Writes only if the state still exists and
+# the generation is still the one read (else 0: read again): every write of the value or its state
+# moves the generation (a store with a state, another update, an invalidation) or deletes the
+# state (a store without one, an invalidation of the whole organization). Comparing the state
+# alone was not enough: a value rebuilt from the very state read (same bytes) and stored meanwhile
+# would be left beside the new state without the change. Bumps the generation, so a computation
+# that began before the change stores nothing. A part that has used half its TTL lives as long as
+# the value again: no change that alters it came (it would have deleted it), so it still equals the
+# value's field. (Only then: every expire tells the tracked copies.)
 MAINTAIN_WRITE = Lua(
     """
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 0 or (redis.call('GET', KEYS[3]) or '0') ~= ARGV[1] then return 0 end
 local lives = STATE_TTL
 if ARGV[2] ~= '' then redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[4]) end
 redis.call('SET', KEYS[2], ARGV[3], 'EX', lives)

@@ -1,5 +1,6 @@
-"""Several keys updated in place together: each gets its own update, a key whose state changed
-between the read and the write is read again, and a stale state leaves its key invalidated."""
+"""Several keys updated in place together: each gets its own update, a key written by anything
+else between the read and the write (another update, a computation storing its value, an event's
+rebuild) is read again, and a stale state leaves its key invalidated."""
 
 from __future__ import annotations
 
@@ -21,7 +22,21 @@ def _cached(redis_client, unit: str, value: bytes, state: bytes) -> cache.CacheK
 
 
 def _appending(tag: bytes):
-    return lambda value, state: (value + tag, state + tag)
+    return lambda value, state: (None if value is None else value + tag, state + tag)
+
+
+def _landing_once(key: cache.CacheKey, other_change):
+    """An update of `key` that lets `other_change()` land between its first read and its write,
+    and counts its calls."""
+    calls = []
+
+    def apply(value, state):
+        calls.append((value, state))
+        if len(calls) == 1:
+            other_change()
+        return _appending(b"+x")(value, state)
+
+    return apply, calls
 
 
 def test_each_key_gets_its_own_update_in_one_call(redis_client):
@@ -39,27 +54,47 @@ def test_each_key_gets_its_own_update_in_one_call(redis_client):
     assert 0 < redis_client.pttl(first) <= 60_000
 
 
-def test_a_key_whose_state_moved_during_the_update_is_read_again_alone(redis_client):
+def test_a_key_another_update_wrote_during_the_update_is_read_again_alone(redis_client):
     moving = _cached(redis_client, "00000000-0000-0000-0000-00000000000a", b"v1", b"s1")
     still = _cached(redis_client, "00000000-0000-0000-0000-00000000000b", b"v2", b"s2")
-    calls = {moving: 0, still: 0}
+    apply, calls = _landing_once(moving, lambda: cache.maintain({moving: _appending(b"'")}))
 
-    def update(key):
-        def apply(value, state):
-            calls[key] += 1
-            if key == moving and calls[key] == 1:  # another change lands between our read and write
-                redis_client.set(key, b"v1'", ex=60)
-                redis_client.set(state_key(key), b"s1'", ex=3600)
-            return value + b"+x", state + b"+x"
-
-        return apply
-
-    outcomes = cache.maintain({moving: update(moving), still: update(still)})
+    outcomes = cache.maintain({moving: apply, still: _appending(b"+x")})
 
     assert outcomes == {moving: cache.Maintained.UPDATED, still: cache.Maintained.UPDATED}
-    assert calls == {moving: 2, still: 1}
+    assert calls == [(b"v1", b"s1"), (b"v1'", b"s1'")]
     assert redis_client.get(moving) == b"v1'+x"  # the other change is kept, ours applied on top
+    assert redis_client.get(state_key(moving)) == b"s1'+x"
     assert redis_client.get(still) == b"v2+x"
+
+
+def test_a_value_stored_from_the_state_during_the_update_is_updated_too(redis_client):
+    """The value had expired; a reader rebuilt it from the state (same bytes) and stored it while
+    the change was between its read and its write. Writing the new state alone would leave that
+    value beside it without the change."""
+    key = _cached(redis_client, "00000000-0000-0000-0000-00000000000a", b"v1", b"s1")
+    redis_client.delete(key)
+    apply, calls = _landing_once(key, lambda: cache.read_through(key, lambda: (b"v1", b"s1")))
+
+    assert cache.maintain({key: apply}) == {key: cache.Maintained.UPDATED}
+    assert calls == [(None, b"s1"), (b"v1", b"s1")]
+    assert (redis_client.get(key), redis_client.get(state_key(key))) == (b"v1+x", b"s1+x")
+
+
+def test_a_value_an_event_rebuilt_during_the_update_is_not_overwritten(redis_client):
+    """An event that alters what the state does not hold deletes the value (keeping the state) and
+    rebuilds it: the update applies on top of the rebuilt value, not of the one it read first."""
+    key = _cached(redis_client, "00000000-0000-0000-0000-00000000000a", b"v1", b"s1")
+
+    def rebuilt() -> None:
+        cache.invalidate_keys_present([key], keep_state=[key])
+        cache.recompute(key, lambda: (b"v2", b"s1"))
+
+    apply, calls = _landing_once(key, rebuilt)
+
+    assert cache.maintain({key: apply}) == {key: cache.Maintained.UPDATED}
+    assert calls == [(b"v1", b"s1"), (b"v2", b"s1")]
+    assert (redis_client.get(key), redis_client.get(state_key(key))) == (b"v2+x", b"s1+x")
 
 
 def test_a_stale_state_invalidates_its_key_only(redis_client):
