@@ -3,17 +3,16 @@ trend and to its organization's compliance, without a recomputation from the dat
 
 The update reads the value with its state and generation, computes the new pair in Python, and
 writes it only if nothing wrote the key meanwhile (compare-and-set on the generation, which every
-write moves; on a conflict it reads again). The write
-bumps the key's generation like an invalidation, so a computation that began before the change
-stores nothing. A key without a state is invalidated instead (same round trip): the next reader
-computes it.
+write moves; on a conflict it reads again). The write bumps the key's generation like an
+invalidation, so a computation that began before the change stores nothing. A key without a state
+is invalidated instead (same round trip): the next reader computes it.
 
-A state outlives its value (twice its TTL, and at least an hour: `scripts.STATE_MIN_SECONDS`): every change
-since its computation is in it, so a value that expired can be rebuilt from it by the next change,
-without the database. Without that, at a 60 s TTL, a unit reporting every minute would find its
-trend expired at about every other reading, and one reporting every ten minutes at every reading,
-each time recomputing 24 h of readings. A state that missed a change is not used (`StaleState`);
-one that expired too is recomputed from the database by the next reader.
+A state outlives its value (twice its TTL, and at least an hour: `scripts.STATE_MIN_SECONDS`):
+every change since its computation is in it, so a value that expired can be rebuilt from it by the
+next change, without the database. Without that, at a 60 s TTL, a unit reporting every minute
+would find its trend expired at about every other reading, and one reporting every ten minutes at
+every reading, each time recomputing 24 h of readings. A state that missed a change is not used
+(`StaleState`); one that expired too is recomputed from the database by the next reader.
 """
 
 from __future__ import annotations
