@@ -19,9 +19,13 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from django.test import Client, override_settings
+from django.utils import timezone
 
-from stats import cache, selectors
-from stats.models import Role
+from stats import cache, selectors, windowed
+from stats.cache.boundary import client as redis_client
+from stats.cache.keys import state_key
+from stats.models import Role, Unit
+from stats.windows import ComplianceState, TrendState
 from tests import factories
 from tests.live import LiveServer, start_daphne
 
@@ -47,13 +51,30 @@ def _comparable(value: object) -> object:
     return {k: v for k, v in value.items() if k != "lastUpdated"} if isinstance(value, dict) else value
 
 
-def stale_entries(org) -> list[tuple[str, object, object]]:
+def _state_agrees(key: cache.CacheKey) -> bool | None:
+    """Whether the state kept beside a windowed value equals a fresh one (None: no state). Tells a
+    stale value beside a good state (a write race) from a state that missed a change."""
+    raw = redis_client().get(state_key(key))
+    if raw is None:
+        return None
+    now = timezone.now()
+    if key.query_type == "stats":
+        kept, fresh = ComplianceState.loads(raw), windowed.compliance_state(org_id=key.org_id, now=now)
+    else:
+        kept, fresh = TrendState.loads(raw), windowed.trend_state(unit=Unit.objects.get(id=key.unit_id), now=now)
+    kept.slide(now)
+    return kept == fresh
+
+
+def stale_entries(org) -> list[tuple[str, object, object, str]]:
+    """(key, cached, fresh, whether its kept state agrees) for every cached figure that differs."""
     found = []
     for raw in cache.scan_keys(f"dashboard:*:org:{org.id}*") or []:
         key = cache.parse_dashboard_key(raw)
         cached = cache.get(key)
         if cached is not None and _comparable(json.loads(cached)) != _comparable(_fresh(key)):
-            found.append((raw, _comparable(json.loads(cached)), _comparable(_fresh(key))))
+            agrees = _state_agrees(key)
+            found.append((raw, _comparable(json.loads(cached)), _comparable(_fresh(key)), f"state agrees: {agrees}"))
     return found
 
 
