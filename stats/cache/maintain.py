@@ -72,12 +72,13 @@ def maintain(changes: Mapping[CacheKey, Update]) -> dict[CacheKey, Maintained]:
                 if len(read) == 1:
                     outcomes[key] = Maintained.INVALIDATED if int(read[0]) else Maintained.ABSENT
                     continue
+                value_read, state_read, generation = read
                 try:
-                    value, state = pending[key](read[0], read[1])
+                    value, state = pending[key](value_read, state_read)
                 except StaleState:
                     stale.append(key)
                     continue
-                written.append((key, value, [read[2], value or b"", state, key_ttl_ms(key), GENERATION_TTL_SECONDS]))
+                written.append((key, value, [generation, value or b"", state, key_ttl_ms(key), GENERATION_TTL_SECONDS]))
             calls = [(scripts.MAINTAIN_WRITE, [*_keys(key), index_key(key.org_id), *part_keys(key)], args)
                      for key, _, args in written]  # fmt: skip
             calls += [_invalidation(key) for key in stale]

@@ -72,9 +72,11 @@ def stale_entries(org) -> list[tuple[str, object, object, str]]:
     for raw in cache.scan_keys(f"dashboard:*:org:{org.id}*") or []:
         key = cache.parse_dashboard_key(raw)
         cached = cache.get(key)
-        if cached is not None and _comparable(json.loads(cached)) != _comparable(_fresh(key)):
-            agrees = _state_agrees(key)
-            found.append((raw, _comparable(json.loads(cached)), _comparable(_fresh(key)), f"state agrees: {agrees}"))
+        if cached is None:
+            continue
+        kept, fresh = _comparable(json.loads(cached)), _comparable(_fresh(key))
+        if kept != fresh:
+            found.append((raw, kept, fresh, f"state agrees: {_state_agrees(key)}"))
     return found
 
 
