@@ -180,6 +180,13 @@ def day(
             if name.startswith("dashboard_cache_recompute_total{")
         },
         "cachedKeys": cached_keys,
+        # The dashboard server's fast-path key reads (session, principal, value): served from the
+        # worker's tracked copy, or read from Redis (a round trip; a value changed since, mostly).
+        "trackedCopies": {
+            outcome: servers.delta(after, before, f'dashboard_cache_near_total{{outcome="{outcome}"}}')
+            for outcome in ("hit", "fetched")
+        },
+        "dashRequests": requests,
         # Cores each process used over the measured window, and how busy the machine was.
         "cpuCores": cpu_used,
         "trendRefreshes": servers.delta(
@@ -259,6 +266,11 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
         print(f"   CPU in cores ({name}): {r['cpuCores']}", flush=True)
         if r["loadErrors"]:
             print(f"   errors the dashboards met ({name}): {r['loadErrors']}", flush=True)
+    for r in (on, long_ttl):
+        copies = r["trackedCopies"]
+        print(f"   the dashboard server's fast-path key reads (TTL {r['ttlSeconds']}s): {copies['hit']:,.0f} from the "
+              f"worker's tracked copy, {copies['fetched']:,.0f} from Redis "
+              f"({copies['fetched'] / max(r['dashRequests'], 1):.2f} per request)", flush=True)  # fmt: skip
     for r in runs:
         print(f"   events sent by type (cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}): "
               f"{r['eventsSentByType']}", flush=True)  # fmt: skip
