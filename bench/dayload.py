@@ -144,6 +144,14 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
     lag: list[float] = []
     refetches: list[float] = []  # event received -> its refetches answered
     events_received = [0]
+    dash_answered = [0]  # the dashboard server's answers within the measured window
+
+    def answered(response_status: int) -> None:
+        if measure_from <= time.perf_counter() < stop_at:
+            dash_answered[0] += 1
+        if response_status != 200:
+            load_errors[str(response_status)] = load_errors.get(str(response_status), 0) + 1
+
     # An uplink posted -> its reading event at the first of its organization's dashboards. A
     # unit posts about once a minute, so its last send is the one an event answers.
     posted: dict[str, float] = {}
@@ -180,9 +188,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
                     uplink_to_event.append(received - sent)
                 paths = [p.format(unit=unit) for p in refetch.get(event.get("type"), []) if unit or "{" not in p]
                 for path in paths:
-                    response = await conn.request("GET", f"/api/orgs/{org.id}{path}")
-                    if response.status != 200:
-                        load_errors[str(response.status)] = load_errors.get(str(response.status), 0) + 1
+                    answered((await conn.request("GET", f"/api/orgs/{org.id}{path}")).status)
                 if received >= measure_from:
                     events_received[0] += 1
                     if paths:
@@ -208,9 +214,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
                 break
             sent = time.perf_counter()
             for path in paths:
-                response = await conn.request("GET", path)
-                if response.status != 200:
-                    load_errors[str(response.status)] = load_errors.get(str(response.status), 0) + 1
+                answered((await conn.request("GET", path)).status)
             if sent >= measure_from:
                 loads.append(time.perf_counter() - sent)
                 load_windows.setdefault(int((sent - measure_from) // 5), []).append(loads[-1])
@@ -290,6 +294,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
         "quarterHourAt": _quarter_hour_in(time.time() - (time.perf_counter() - measure_from), args.duration),
         "loadErrors": load_errors,
         "eventsReceived": events_received[0],
+        "dashRequestsAnswered": dash_answered[0],
         "eventRefetches": summarize(refetches, args.duration),
         "uplinkToEvent": summarize(uplink_to_event, args.duration),
         "uplinks": summarize(uplinks, args.duration),

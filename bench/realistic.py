@@ -139,10 +139,10 @@ def day(
     spent["load generator"] = clients.pop("cpuSeconds") * window / profile["realisticSeconds"]
     cpu_used = cpu.cores(spent, window)
     # A server's CPU per unit of its work, comparable between days that got through different
-    # amounts of it: the dashboard server's per page load (its refetches included), the ingest
-    # server's per uplink answered.
+    # amounts of it (the floor's too): the dashboard server's per request answered (loads and
+    # refetches), the ingest server's per uplink answered.
     seconds = profile["realisticSeconds"]
-    done = {"dash": clients["loadLatency"]["requests"], "ingest": clients["uplinks"]["requests"]}
+    done = {"dash": clients["dashRequestsAnswered"], "ingest": clients["uplinks"]["requests"]}
     cpu_ms = {name: round(cpu_used.get(name, 0.0) * seconds * 1000 / n, 2) for name, n in done.items() if n}
     hits = servers.dashboard_delta(after, before, "dashboard_cache_hit_total")
     misses = servers.dashboard_delta(after, before, "dashboard_cache_miss_total")
@@ -195,7 +195,7 @@ def day(
         "dashRequests": requests,
         # Cores each process used over the measured window, and how busy the machine was.
         "cpuCores": cpu_used,
-        "cpuMs": {"dashPerLoad": cpu_ms.get("dash"), "ingestPerUplink": cpu_ms.get("ingest")},
+        "cpuMs": {"dashPerRequest": cpu_ms.get("dash"), "ingestPerUplink": cpu_ms.get("ingest")},
         "trendRefreshes": servers.delta(
             ingest_after, ingest_before, 'dashboard_cache_recompute_total{query_type="temperature:trends"}'
         ),
@@ -270,7 +270,7 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
         boundary = "" if r["quarterHourAt"] is None else f"; a quarter-hour boundary at +{r['quarterHourAt']} s"
         print(f"   load P99 of each 5 s ({name}): {[round(v) for v in r['loadP99Per5s'] if v is not None]}{boundary}",
               flush=True)  # fmt: skip
-        print(f"   CPU in cores ({name}): {r['cpuCores']}; ms per dashboard load (dash) and per uplink (ingest): "
+        print(f"   CPU in cores ({name}): {r['cpuCores']}; ms per request answered (dash) and per uplink (ingest): "
               f"{r['cpuMs']}", flush=True)  # fmt: skip
         if r["loadErrors"]:
             print(f"   errors the dashboards met ({name}): {r['loadErrors']}", flush=True)
