@@ -143,7 +143,7 @@ def day(
     # refetches), the ingest server's per uplink answered.
     seconds = profile["realisticSeconds"]
     done = {"dash": clients["dashRequestsAnswered"], "ingest": clients["uplinks"]["requests"]}
-    cpu_ms = {name: round(cpu_used.get(name, 0.0) * seconds * 1000 / n, 2) for name, n in done.items() if n}
+    cpu_ms = {name: round(spent.get(name, 0.0) / window * seconds * 1000 / n, 2) for name, n in done.items() if n}
     hits = servers.dashboard_delta(after, before, "dashboard_cache_hit_total")
     misses = servers.dashboard_delta(after, before, "dashboard_cache_miss_total")
     # One /metrics request (the "after" snapshot) is among the counted requests.
