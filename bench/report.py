@@ -185,6 +185,32 @@ def render() -> str:
                     + ", ".join(f"{k} {_fmt(v)}" for k, v in run["hitRateByQueryType"].items())
                     + "."
                 )
+        days = [(("on" if r["cache"] else "off") + (f", TTL {r['ttlSeconds']} s" if r["cache"] else ""), r)
+                for r in realistic["runs"]] + ([("floor", floor)] if floor else [])  # fmt: skip
+        if all("cpuMs" in r for _, r in days):
+            parts.append(
+                _table(
+                    [
+                        "day",
+                        "dash cores",
+                        "ingest cores",
+                        "machine busy",
+                        "dash CPU ms/request",
+                        "ingest CPU ms/uplink",
+                    ],
+                    [
+                        [
+                            name,
+                            r["cpuCores"].get("dash"),
+                            r["cpuCores"].get("ingest"),
+                            r["cpuCores"].get("machine busy"),
+                            r["cpuMs"]["dashPerRequest"],
+                            r["cpuMs"]["ingestPerUplink"],
+                        ]
+                        for name, r in days
+                    ],
+                )
+            )
         for key, label in (("targets", "TTL 60 s"), ("targetsLongTtl", "TTL 600 s")):
             if key in realistic:
                 parts.append(f"Targets at {label}: " + ", ".join(f"{k} {v}" for k, v in realistic[key].items()) + ".")
