@@ -144,6 +144,11 @@ def day(
     seconds = profile["realisticSeconds"]
     done = {"dash": clients["dashRequestsAnswered"], "ingest": clients["uplinks"]["requests"]}
     cpu_ms = {name: round(spent.get(name, 0.0) / window * seconds * 1000 / n, 2) for name, n in done.items() if n}
+    # The dashboard server's fast-path key reads (session, principal, value): served from the
+    # worker's tracked copy, or read from Redis (a round trip; a value changed since, mostly).
+    copies = {
+        o: servers.delta(after, before, f'dashboard_cache_near_total{{outcome="{o}"}}') for o in ("hit", "fetched")
+    }
     hits = servers.dashboard_delta(after, before, "dashboard_cache_hit_total")
     misses = servers.dashboard_delta(after, before, "dashboard_cache_miss_total")
     # One /metrics request (the "after" snapshot) is among the counted requests.
@@ -186,13 +191,10 @@ def day(
             if name.startswith("dashboard_cache_recompute_total{")
         },
         "cachedKeys": cached_keys,
-        # The dashboard server's fast-path key reads (session, principal, value): served from the
-        # worker's tracked copy, or read from Redis (a round trip; a value changed since, mostly).
         "trackedCopies": {
-            outcome: servers.delta(after, before, f'dashboard_cache_near_total{{outcome="{outcome}"}}')
-            for outcome in ("hit", "fetched")
+            **copies,
+            "fetchedPerRequest": round(copies["fetched"] / requests, 2) if requests > 0 else None,
         },
-        "dashRequests": requests,
         # Cores each process used over the measured window, and how busy the machine was.
         "cpuCores": cpu_used,
         "cpuMs": {"dashPerRequest": cpu_ms.get("dash"), "ingestPerUplink": cpu_ms.get("ingest")},
@@ -278,7 +280,7 @@ def run(*, profile: dict, tool: str, workers: int) -> dict[str, object]:
         copies = r["trackedCopies"]
         print(f"   the dashboard server's fast-path key reads (TTL {r['ttlSeconds']}s): {copies['hit']:,.0f} from the "
               f"worker's tracked copy, {copies['fetched']:,.0f} from Redis "
-              f"({copies['fetched'] / max(r['dashRequests'], 1):.2f} per request)", flush=True)  # fmt: skip
+              f"({copies['fetchedPerRequest']} per request)", flush=True)  # fmt: skip
     for r in runs:
         print(f"   events sent by type (cache {'on' if r['cache'] else 'off'}, TTL {r['ttlSeconds']}): "
               f"{r['eventsSentByType']}", flush=True)  # fmt: skip
