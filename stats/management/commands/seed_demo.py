@@ -138,6 +138,10 @@ class Command(BaseCommand):
     def _state(self, unit: Unit, device: Device, last: float, now, excursion: bool) -> None:
         unit.last_temperature = last
         unit.last_reading_at = now
+        # As the webhook leaves it: the next uplink's reading then follows this one, and the cached
+        # trend and compliance take it in place (a reading whose predecessor they cannot tell is
+        # recomputed from the database instead).
+        unit.latest_reading_id = unit.readings.order_by("-id").values_list("id", flat=True).first()
         if excursion:
             unit.status = UnitStatus.EXCURSION
             unit.excursion_started_at = now - 3 * READING_INTERVAL
