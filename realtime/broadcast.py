@@ -95,17 +95,19 @@ def emit(events: Sequence[Event]) -> None:
     for org_id, org_events in by_org.items():
         if any(event.whole_organization for event in org_events):
             failed = cache.invalidate_org(org_id) is None  # covers every key the others name
+            patches = {}
         else:
-            failed = _apply(org_events)
+            failed, patches = _apply(org_events)
         if failed:  # logged by the cache boundary; the events go out anyway (the TTL bounds staleness)
             BROADCAST_ERRORS.labels("invalidate").inc()
-        _send(org_id, org_events)
+        _send(org_id, org_events, patches)
     EMIT_SECONDS.observe(time.perf_counter() - started)
 
 
-def _apply(events: list[Event]) -> bool:
-    """Invalidate, update in place, refresh or rebuild; True when Redis failed (a value may be left
-    stale: the invalidation alert watches it)."""
+def _apply(events: list[Event]) -> tuple[bool, dict[uuid.UUID, dict[str, object]]]:
+    """Invalidate, update in place, refresh or rebuild. Returns whether Redis failed (a value may be
+    left stale: the invalidation alert watches it), and per unit the patches its reading's event
+    carries (`queries.Query.patcher`: the page paints those values instead of refetching them)."""
     Effect = queries.Effect  # noqa: N806 - the catalogue's enum, named as there
     readings = [reading for event in events if (reading := event.reading()) is not None]
     effects: dict[cache.CacheKey, set[queries.Effect]] = {}
@@ -122,16 +124,20 @@ def _apply(events: list[Event]) -> bool:
     updated = {key for key, wanted in effects.items() if Effect.UPDATE in wanted} - invalidated - refreshed
     deleted = cache.invalidate_keys_present([*invalidated, *refreshed, *rebuilt], keep_state=rebuilt)
     if deleted is None:
-        return True
+        return True, {}
     # A rebuilt key's state takes the reading too, before the rebuild reads it.
-    maintained = services.query_add_readings(updated, readings) if updated else {}
+    added = services.query_add_readings(updated, readings) if updated else services.Added({}, {})
+    maintained = added.outcomes
+    patches: dict[uuid.UUID, dict[str, object]] = {}
+    for key, patch in added.patches.items():
+        patches.setdefault(uuid.UUID(key.unit_id), {})[key.query_type] = patch
     for key, outcome in maintained.items():
         if outcome is cache.Maintained.INVALIDATED:  # cached without a state, or its state missed a change
             _guarded("update", key, services.query_refresh, key)
     # Once each, if it was cached: a value before the values that are its fields.
     for key in sorted((refreshed | rebuilt) & set(deleted), key=services.refresh_order):
         _guarded("refresh", key, services.query_refresh, key)
-    return cache.Maintained.FAILED in maintained.values()
+    return cache.Maintained.FAILED in maintained.values(), patches
 
 
 def _guarded(stage: str, key: cache.CacheKey, apply: Callable[..., object], *args: object, **kwargs: object) -> object:
@@ -144,14 +150,17 @@ def _guarded(stage: str, key: cache.CacheKey, apply: Callable[..., object], *arg
         return None
 
 
-def _send(org_id: uuid.UUID, events: list[Event]) -> None:
+def _send(org_id: uuid.UUID, events: list[Event], patches: dict[uuid.UUID, dict[str, object]]) -> None:
     """Queue the events' message to the organization's group (`SendLoop`: sent in order, the
-    caller does not wait)."""
+    caller does not wait); a reading's event with its unit's `patches`."""
     layer = get_channel_layer()
     if layer is None:
         return
     group = group_name(org_id)
-    message = {"type": GROUP_MESSAGE_TYPE, "events": [event.message() for event in events]}
+    messages = [
+        event.message(patches.get(event.unit_id) if event.change is queries.READING else None) for event in events
+    ]
+    message = {"type": GROUP_MESSAGE_TYPE, "events": messages}
     sent = [EVENTS_SENT.labels(str(event.type)) for event in events]
 
     async def send(waited: float) -> None:

@@ -61,8 +61,10 @@ class Event:
         added = Reading(int(data["readingId"]), str(self.unit_id), float(data["temperature"]), recorded, previous)
         return added, data["tempMin"], data["tempMax"]
 
-    def message(self) -> dict[str, object]:
-        return {"type": str(self.type), "data": self.data}
+    def message(self, patches: dict[str, object] | None = None) -> dict[str, object]:
+        """As sent to dashboards; `patches`: per query name, what the page paints from the event
+        instead of refetching (`stats.queries.Query.patcher`)."""
+        return {"type": str(self.type), "data": {**self.data, "patches": patches} if patches else self.data}
 
 
 def reading(unit: Unit, stored: TemperatureReading, previous_id: int | None) -> Event:

@@ -53,6 +53,7 @@ def dashboard(request: HttpRequest, org_id: uuid.UUID) -> HttpResponse:
         # What the page loads and what it loads again on each event: the query catalogue's.
         "queries": {query.name: query.path for query in queries.QUERIES if query.on_page},
         "refetch": queries.page_refetch(),
+        "patches": queries.page_patches(),
     }
     return render(
         request,

@@ -87,6 +87,10 @@ class Query:
     reads: tuple[type[Model], ...]  # the models the selector reads
     effects: dict[Change, Effect] = field(default_factory=dict)
     updater: str = ""  # for Effect.UPDATE: the function of `stats.updaters` that applies a reading
+    # For Effect.UPDATE: the function of `stats.updaters` that gives, from the updated state, what
+    # the reading's event carries for the page to paint the change itself instead of refetching
+    # the query: (state, reading, now) -> JSON data. Sent only when the value was updated in place.
+    patcher: str = ""
     # The function of `stats.selectors` that rebuilds the value from the state kept beside it once
     # the value expired, when that state is current: (state, org_id=, unit_id=) -> Stateful or None.
     rebuilder: str = ""
@@ -155,7 +159,7 @@ QUERIES: list[Query] = [
         "temperature:trends", "TEMPERATURE_TRENDS", "units/{unit}/trends", Scope.UNIT, "unit_trend_stateful",
         reads=(TemperatureReading, Unit),
         effects={READING: Effect.UPDATE, READINGS_BACKFILLED: Effect.INVALIDATE}, updater="trend_add",
-        rebuilder="unit_trend_from_state", windowed=True,
+        patcher="trend_patch", rebuilder="unit_trend_from_state", windowed=True,
     ),
     Query(
         "devices:online", "DEVICES_ONLINE", "devices/online", Scope.ORG, "device_online_counts",
@@ -189,6 +193,16 @@ def affected(change: Change) -> list[tuple[Query, Effect]]:
 
 def change_named(name: str) -> Change:
     return next(change for change in CHANGES if change.name == name)
+
+
+def page_patches() -> dict[str, list[str]]:
+    """For each event, the page's queries its data may carry a patch for (`data.patches[name]`):
+    the page paints those from the event when it can, and refetches them otherwise."""
+    return {
+        change.name: [q.name for q in QUERIES if q.on_page and q.patcher and q.effects.get(change) is Effect.UPDATE]
+        for change in CHANGES
+        if change.event
+    }
 
 
 def page_refetch() -> dict[str, list[str]]:

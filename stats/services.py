@@ -79,13 +79,21 @@ def change_keys(
     return keys
 
 
-def query_add_readings(
-    keys: Iterable[cache.CacheKey], readings: Sequence[tuple[Reading, float, float]]
-) -> dict[cache.CacheKey, cache.Maintained]:
+@dataclass(frozen=True)
+class Added:
+    """What adding readings in place did: each key's outcome, and for each updated key whose query
+    has a patcher (and took one reading) what the reading's event carries for the page."""
+
+    outcomes: dict[cache.CacheKey, cache.Maintained]
+    patches: dict[cache.CacheKey, object]
+
+
+def query_add_readings(keys: Iterable[cache.CacheKey], readings: Sequence[tuple[Reading, float, float]]) -> Added:
     """Add committed readings, each with its unit's (temp_min, temp_max), to cached values in
     place (each query's updater), all keys in two round trips. A key left `INVALIDATED` (cached
     without a state, or its state missed a change) is the caller's to refresh."""
     now = timezone.now()
+    written: dict[cache.CacheKey, bytes] = {}  # each key's state from its last update: the one stored
 
     def adding(key: cache.CacheKey) -> cache.Update:
         updater = getattr(updaters, queries.by_name(key.query_type).updater)
@@ -93,11 +101,19 @@ def query_add_readings(
         def update(value: bytes | None, state: bytes) -> tuple[bytes | None, bytes]:
             for reading, temp_min, temp_max in readings:
                 value, state = updater(value, state, reading, temp_min, temp_max, now)
+            written[key] = state
             return value, state
 
         return update
 
-    return cache.maintain({key: adding(key) for key in keys})
+    outcomes = cache.maintain({key: adding(key) for key in keys})
+    patches: dict[cache.CacheKey, object] = {}
+    for key, outcome in outcomes.items():
+        query = queries.by_name(key.query_type)
+        mine = [reading for reading, _, _ in readings if key.unit_id in (None, reading.unit_id)]
+        if outcome is cache.Maintained.UPDATED and query.patcher and len(mine) == 1:
+            patches[key] = getattr(updaters, query.patcher)(written[key], mine[0], now)
+    return Added(outcomes, patches)
 
 
 def query_refresh_ahead(key: cache.CacheKey, seconds_left: float | None) -> bool:

@@ -11,7 +11,7 @@ import orjson
 
 from .cache import StaleState
 from .encoding import json_bytes
-from .windows import ComplianceState, MissedUpdate, Reading, TrendState, iso
+from .windows import ComplianceState, MissedUpdate, Reading, TrendState, bucket_of, iso, window_start
 
 
 def _add(add: Callable[[], object]) -> object:
@@ -34,6 +34,20 @@ def trend_add(value: bytes | None, state: bytes, reading: Reading, temp_min: flo
         data = orjson.loads(value)
         data["points"] = trend.points_since(before, data["points"], changed)
     return json_bytes(data), trend.dumps()
+
+
+def trend_patch(state: bytes, reading: Reading, now: datetime) -> dict[str, object]:
+    """What a reading's event carries for the page to update its copy of the unit's trend: the
+    reading's bucket as the trend now has it (None when the reading is outside the window), and
+    where the window now starts (the page drops the points before it). With this the page's points
+    equal the cached trend's. A point is the whole bucket, not a difference: applied twice, it
+    changes nothing (the page orders the events of a unit by their reading ids)."""
+    trend = TrendState.loads(state)
+    stamp = int(bucket_of(reading.recorded_at).timestamp())
+    return {
+        "point": trend.point(stamp) if stamp in trend.buckets else None,
+        "windowStart": iso(window_start(now)),
+    }
 
 
 def compliance_add(

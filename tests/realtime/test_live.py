@@ -8,15 +8,18 @@ import json
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 
 import httpx
 import pytest
 from django.test import Client
+from django.utils import timezone
 from websockets.asyncio.client import connect as aconnect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
 from stats.models import Role, new_webhook_secret
+from stats.windows import bucket_of, iso, window_start
 from tests import factories
 from tests.live import LiveServer, free_port, next_event, start_daphne
 from tests.realtime.conftest import uplink
@@ -171,6 +174,34 @@ def test_an_uplink_to_instance_a_reaches_a_client_of_instance_b_and_b_serves_the
         assert post_uplink(a, world.org, uplink(world.devices[1].dev_eui, 15.0)).status_code == 200
         assert next_event(conn, "alertCreated")["data"]["triggerTemperature"] == 15.0
         assert api(b, world.member_cookie, stats_path)["unitCounts"]["warning"] == 1
+
+
+def test_a_reading_event_carries_its_trend_bucket_as_the_cached_trend_then_has_it(servers, world):
+    """What lets the page paint a reading's trend without refetching it (dashboard.js patchTrend):
+    the event's point is the reading's bucket in the trend the other instance serves right after,
+    which is what the database gives; the window's start comes with it. A trend that was not
+    cached has nothing updated in place: its event carries no patch (the page fetches the trend)."""
+    a, b = servers
+    unit_id, dev_eui = world.devices[0].unit_id, world.devices[0].dev_eui
+    trend_path = f"/api/orgs/{world.org.id}/units/{unit_id}/trends"
+    with ws(b, world.org, world.member_cookie) as conn:
+        next_event(conn, "hello")
+        assert post_uplink(a, world.org, uplink(dev_eui, 4.0)).status_code == 200
+        assert "patches" not in next_event(conn, "reading")["data"]
+        api(b, world.member_cookie, trend_path)  # now cached
+        previous = None
+        for temperature in (4.5, 6.25, 3.75):
+            starts = {iso(window_start(timezone.now()))}  # and after: the window may move meanwhile
+            assert post_uplink(a, world.org, uplink(dev_eui, temperature)).status_code == 200
+            data = next_event(conn, "reading")["data"]
+            patch = data["patches"]["temperature:trends"]
+            served = api(b, world.member_cookie, trend_path)["points"]
+            assert served == api(b, world.member_cookie, f"{trend_path}?refresh=1")["points"]
+            recorded = datetime.fromisoformat(data["recordedAt"].replace("Z", "+00:00"))
+            assert patch["point"] == next(p for p in served if p["timestamp"] == iso(bucket_of(recorded)))
+            assert patch["windowStart"] in starts | {iso(window_start(timezone.now()))}
+            assert previous is None or data["previousReadingId"] == previous
+            previous = data["readingId"]
 
 
 def test_a_secret_rotated_elsewhere_is_refused_by_an_instance_that_held_it_at_once(servers, world):

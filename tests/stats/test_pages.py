@@ -86,6 +86,7 @@ def test_the_dashboard_tells_a_manager_it_may_manage_alerts(dashboard):
         "pickerUrl": "/",
         "queries": {q.name: q.path for q in queries.QUERIES if q.on_page},
         "refetch": queries.page_refetch(),
+        "patches": queries.page_patches(),
     }
     body = response.content.decode()
     assert 'data-testid="ws-status"' in body

@@ -47,13 +47,17 @@ def test_every_model_the_catalogue_reads_is_announced_when_edited_in_the_admin_o
         )
 
 
-def test_the_page_is_served_the_catalogues_refetch_map(client_member):
+def test_the_page_is_served_the_catalogues_refetch_and_patch_maps(client_member):
     client, org = client_member
     page = client.get(f"/orgs/{org.id}/").content.decode()
     config = json.loads(re.search(r'id="dashboard-config" type="application/json">(.*?)</script>', page).group(1))
     assert config["refetch"] == queries.page_refetch()
     assert config["refetch"]["reading"] == ["stats", "temperature:trends", "units"]  # compliance, trend, card
     assert config["queries"]["temperature:trends"] == "units/{unit}/trends"
+    # What a reading's event may carry for the page to paint instead of refetching.
+    assert config["patches"] == queries.page_patches()
+    assert config["patches"]["reading"] == ["temperature:trends"]
+    assert config["patches"]["unitUpdate"] == []
 
 
 @pytest.fixture
