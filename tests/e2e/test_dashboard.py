@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
+from channels.layers import get_channel_layer
 from playwright.sync_api import Page, expect
 
+from realtime.broadcast import group_name
 from tests.e2e.helpers import (
     DEMO1_COLD_ROOM,
     DEMO1_FRIDGE,
@@ -82,25 +89,83 @@ def test_the_dashboard_shows_the_api_numbers_and_follows_uplinks_and_alert_actio
     expect_page_matches_api(page, org_id)
 
 
-def test_a_reading_repaints_its_card_from_the_event_and_refetches_only_its_trend(page, org_ids, server, secret):
-    """A reading without a state change: the card's temperature comes from the event itself; the
-    page asks for the unit's trend and not for the units list (one per reading per dashboard)."""
+def chart_points(page: Page, unit_id: str) -> list[dict]:
+    """The trend points the unit's chart draws (dashboard.js keeps them on the chart's box)."""
+    chart = page.locator(f'[data-unit-id="{unit_id}"] [data-testid="unit-chart"]')
+    return json.loads(chart.get_attribute("data-trend"))
+
+
+def test_a_reading_paints_its_card_and_its_trend_from_the_event_without_a_request(page, org_ids, server, secret):
+    """A reading without a state change: the card's temperature and the trend's bucket come from
+    the event itself (the server updated the cached trend in place and sent the bucket); the page
+    asks only for the stats (the compliance changed), neither the units list nor the trend, and
+    its chart then draws what the API serves."""
     org_id = open_dashboard(page, org_ids)
     expect_page_matches_api(page, org_id, timeout=10_000)
     room = next(u for u in api(page, f"/api/orgs/{org_id}/units")["units"] if u["name"] == "Cold Room 3")
+    trend_path = f"/api/orgs/{org_id}/units/{room['id']}/trends"
+    expect(page.locator(f'[data-unit-id="{room["id"]}"] [data-testid="chart-line"]')).to_have_count(1)
     temperature = round((room["tempMin"] + room["tempMax"]) / 2 + 0.3, 1)
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url.split("?")[0]))
 
-    trend_path = f"/api/orgs/{org_id}/units/{room['id']}/trends"
-    with page.expect_response(lambda r: r.url.split("?")[0].endswith(trend_path), timeout=LIVE_TIMEOUT_MS):
+    # The stats request is made in the same pass over the event's queries as a trend request would be.
+    stats_path = f"/api/orgs/{org_id}/stats"
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith(stats_path), timeout=LIVE_TIMEOUT_MS):
         response = post_uplink(server, dev_eui=DEMO1_COLD_ROOM, temperature=temperature, secret=secret)
         assert response.status_code == 200, response.text
         assert response.json()["events"] == ["reading"]
     card = page.locator(f'[data-unit-id="{room["id"]}"]')
     expect(card.get_by_test_id("unit-temp")).to_have_text(f"{temperature:.1f} °C", timeout=LIVE_TIMEOUT_MS)
-    assert not [url for url in requested if url.endswith(f"/api/orgs/{org_id}/units")], requested
+    assert [url for url in requested if "/api/" in url] == [f"{server.url}{stats_path}"], requested
+    assert chart_points(page, room["id"]) == api(page, trend_path)["points"]
     expect_page_matches_api(page, org_id)
+
+
+def test_a_trend_patch_out_of_order_is_ignored_and_one_after_a_gap_refetches_the_trend(page, org_ids, server):
+    """The page paints a reading's trend patch only when it follows the unit's last one: an older
+    event (two ingest workers' events can overtake each other) changes nothing, and one after a
+    gap (an event missed) makes the page fetch the trend. Events sent straight to the
+    organization's group, as the server sends them."""
+    org_id = open_dashboard(page, org_ids)
+    expect_page_matches_api(page, org_id, timeout=10_000)
+    room = next(u for u in api(page, f"/api/orgs/{org_id}/units")["units"] if u["name"] == "Cold Room 3")
+    trend_path = f"/api/orgs/{org_id}/units/{room['id']}/trends"
+    chart = page.locator(f'[data-unit-id="{room["id"]}"] [data-testid="unit-chart"]')
+    expect(chart.get_by_test_id("chart-line")).to_have_count(1)
+    served = api(page, trend_path)["points"]
+    first, last = served[0]["timestamp"], served[-1]["timestamp"]
+    requested: list[str] = []
+    page.on("request", lambda request: requested.append(request.url.split("?")[0]))
+    base = 10**9
+
+    def reading(reading_id: int, previous_id: int, timestamp: str, value: float) -> dict:
+        point = {"timestamp": timestamp, "temperature": value, "min": value, "max": value, "alarmState": "too_hot"}
+        return {"type": "reading", "data": {
+            "unitId": room["id"], "temperature": value, "recordedAt": timestamp, "readingId": reading_id,
+            "previousReadingId": previous_id, "patches": {"temperature:trends": {"point": point, "windowStart": first}},
+        }}  # fmt: skip
+
+    def send(*events: dict) -> None:
+        message = {"type": "dashboard.events", "events": list(events)}
+        # Off this thread, whose event loop is Playwright's.
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, get_channel_layer().group_send(group_name(org_id), message)).result()
+
+    # The first after the page loaded is painted; an older one is not; the next in line is.
+    send(reading(base, base - 1, last, 99.0), reading(base - 5, base - 6, last, 77.0))
+    send(reading(base + 1, base, first, 55.0))
+    fifty_five = re.compile(r'"max":55[,}]')
+    expect(chart).to_have_attribute("data-trend", fifty_five, timeout=LIVE_TIMEOUT_MS)
+    drawn = {p["timestamp"]: p["max"] for p in chart_points(page, room["id"])}
+    assert (drawn[last], drawn[first]) == (99.0, 55.0)
+    assert not [url for url in requested if url.endswith(trend_path)], requested
+
+    # A gap: the page fetches the trend, and draws what the API serves.
+    with page.expect_response(lambda r: r.url.split("?")[0].endswith(trend_path), timeout=LIVE_TIMEOUT_MS):
+        send(reading(base + 3, base + 2, last, 66.0))
+    expect(chart).not_to_have_attribute("data-trend", fifty_five, timeout=LIVE_TIMEOUT_MS)
+    assert chart_points(page, room["id"]) == api(page, trend_path)["points"]
 
 
 def test_an_alert_created_in_another_tab_appears_here(context, org_ids, server, secret):

@@ -1,7 +1,8 @@
-// The live dashboard: every number comes from the JSON API; the WebSocket only says what changed.
-// On an event we refetch exactly the endpoints that event can change (the server invalidated
-// their cache keys before sending it); after every (re)connect we refetch everything, because
-// events sent while we were away are lost.
+// The live dashboard: every number comes from the JSON API; the WebSocket says what changed.
+// On an event we refetch exactly the endpoints that event can change (the server updated or
+// invalidated their cache keys before sending it), except what the event itself carries: a
+// reading's card and its trend's bucket, as the server's cache now has them. After every
+// (re)connect we refetch everything, because events sent while we were away are lost.
 (function () {
   "use strict";
 
@@ -13,6 +14,9 @@
 
   const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
   const units = new Map(); // unit id -> unit from /units
+  // unit id -> {points, readingId: the newest reading whose patch was painted, inflight: the
+  // patches painted while a request for the trend was on its way}
+  const trends = new Map();
   const latest = new Map(); // loader name -> sequence number of its newest request
 
   // --- fetching ----------------------------------------------------------------------------
@@ -136,7 +140,8 @@
       seen.add(unit.id);
       units.set(unit.id, unit);
       let card = list.querySelector(`[data-unit-id="${CSS.escape(unit.id)}"]`);
-      if (!card) {
+      const created = !card;
+      if (created) {
         card = el("article", { class: "unit", "data-testid": "unit-card", "data-unit-id": unit.id });
         const head = el("header");
         head.append(el("h3", { "data-testid": "unit-name" }), el("span", { class: "badge", "data-testid": "unit-status" }));
@@ -151,10 +156,12 @@
         list.append(card);
       }
       paintUnit(card, unit);
+      if (created) renderTrend(unit.id); // a trend that came before its card
     }
     for (const card of list.querySelectorAll("[data-unit-id]")) {
       if (!seen.has(card.dataset.unitId)) {
         units.delete(card.dataset.unitId);
+        trends.delete(card.dataset.unitId);
         card.remove();
       }
     }
@@ -253,13 +260,59 @@
     return node;
   }
 
-  function renderTrend(unitId, body) {
+  function trendOf(unitId) {
+    if (!trends.has(unitId)) trends.set(unitId, { points: null, readingId: null, inflight: null });
+    return trends.get(unitId);
+  }
+
+  // A fetched trend replaces the page's copy; the patches painted while it was on its way are
+  // painted again over it (each is a whole bucket: one the answer already holds changes nothing).
+  function fetchedTrend(unitId, body) {
+    const trend = trendOf(unitId);
+    trend.points = body.points || [];
+    for (const patch of trend.inflight || []) applyPoint(trend, patch);
+    trend.inflight = null;
+    renderTrend(unitId);
+  }
+
+  function applyPoint(trend, patch) {
+    const points = trend.points.filter((p) => p.timestamp >= patch.windowStart);
+    if (patch.point) {
+      const at = points.findIndex((p) => p.timestamp >= patch.point.timestamp);
+      if (at === -1) points.push(patch.point);
+      else points.splice(at, points[at].timestamp === patch.point.timestamp ? 1 : 0, patch.point);
+    }
+    trend.points = points;
+  }
+
+  // A reading's event carries its bucket as the server's trend now has it. Painted when it
+  // follows the reading painted last (the event's previousReadingId); an older one is already
+  // in what the page shows; after a gap (an event missed, or two overtaking each other) the
+  // trend is fetched again. False: fetch it.
+  function patchTrend(data) {
+    const patch = (data.patches || {})["temperature:trends"];
+    const trend = trends.get(data.unitId);
+    if (!patch || !trend || trend.points === null) return false;
+    if (trend.readingId !== null && data.readingId <= trend.readingId) return true;
+    const follows = trend.readingId === null || data.previousReadingId === trend.readingId;
+    trend.readingId = data.readingId;
+    if (!follows) return false;
+    applyPoint(trend, patch);
+    if (trend.inflight) trend.inflight.push(patch);
+    renderTrend(data.unitId);
+    return true;
+  }
+
+  function renderTrend(unitId) {
     const card = $("unit-list").querySelector(`[data-unit-id="${CSS.escape(unitId)}"]`);
     const unit = units.get(unitId);
-    if (!card || !unit) return;
+    const trend = trends.get(unitId);
+    if (!card || !unit || !trend || trend.points === null) return;
     const box = card.querySelector(".chart");
-    const points = body.points || [];
+    const points = trend.points;
     box.dataset.points = String(points.length);
+    // The points as drawn, for whoever checks the chart against the API (the browser tests).
+    box.dataset.trend = JSON.stringify(points);
     const W = 320, H = 120, PAD_L = 34, PAD_R = 6, PAD_T = 8, PAD_B = 18;
     const chart = svg("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": `${unit.name}, last 24 hours` });
     if (!points.length) {
@@ -317,7 +370,8 @@
     if (path === undefined) return Promise.resolve();
     if (path.includes("{unit}")) {
       if (!unitId) return Promise.resolve();
-      return load(`${name}:${unitId}`, `/${path.replace("{unit}", unitId)}`, (body) => renderTrend(unitId, body));
+      trendOf(unitId).inflight = [];
+      return load(`${name}:${unitId}`, `/${path.replace("{unit}", unitId)}`, (body) => fetchedTrend(unitId, body));
     }
     return load(name, `/${path}`, renderers[name]);
   }
@@ -327,6 +381,7 @@
   };
 
   async function resync() {
+    for (const trend of trends.values()) trend.readingId = null; // events may have been missed
     await Promise.all([loadQuery("stats"), loadQuery("units"), loadQuery("alerts")]);
     await Promise.all([...units.keys()].map((id) => loadQuery("temperature:trends", id)));
     document.body.dataset.synced = String(Number(document.body.dataset.synced || 0) + 1);
@@ -336,6 +391,9 @@
   // (every reading of every unit would cost each open dashboard one). A late reading (older
   // than the unit's latest) does not move the unit, here as on the server.
   const patches = { reading: patchReading, unitUpdate: patchUnit };
+  // The queries an event's data may carry a patch for (the catalogue's patchers), and how the
+  // page paints it: true when painted, false to refetch the query.
+  const patchers = { "temperature:trends": patchTrend };
 
   function onEvent(message) {
     const data = message.data || {};
@@ -345,8 +403,10 @@
     }
     const names = config.refetch[message.type];
     if (!names) return; // unknown events are ignored, so the server can add new ones first
+    const patched = config.patches[message.type] || [];
     for (const name of names) {
       if (name === "units" && patches[message.type] && patches[message.type](data)) continue;
+      if (patched.includes(name) && patchers[name] && patchers[name](data)) continue;
       loadQuery(name, data.unitId);
     }
   }
