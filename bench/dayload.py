@@ -9,10 +9,12 @@ loads the dashboard: the five cached endpoints (stats, units/status, alerts/coun
 the unit's trends), one after another like the page does. Each client also holds the page's
 WebSocket (`--ws-port`, daphne) and refetches on every event what `dashboard.js` refetches, on
 its own connection, as a browser has several: the refetch map the dashboard page serves to
-`dashboard.js` (the server's query catalogue), read from the page once; e.g. a reading, the trend
-of its unit (any unit of the organization, the page shows them all); an alert event, the stats
-and the alert list. The units list is refetched only on the events that do not carry the unit's
-card (dashboard.js paints readings and unit updates from the event). The simulator posts uplinks at
+`dashboard.js` (the server's query catalogue), read from the page once; e.g. a reading, the stats;
+an alert event, the stats and the alert list. The units list is refetched only on the events that
+do not carry the unit's card (dashboard.js paints readings and unit updates from the event), and a
+reading's trend (any unit of the organization, the page shows them all) only when its event
+carries no patch for it or the patch does not follow the unit's last one (`Patches`; with
+`--patched-always`, never). The simulator posts uplinks at
 `--uplink-rate` per second, every device in turn (one per unit per minute at the natural rate).
 Excursions: every tenth unit leaves its range for 3 minutes in every 60 (its own phase), which
 drives the state machine through excursion -> restoring -> ok and its invalidations.
@@ -51,9 +53,10 @@ _CONFIG = re.compile(r'<script id="dashboard-config" type="application/json">(.*
 _PAINTED = {"reading", "unitUpdate"}
 
 
-async def page_refetch(port: int, cookie: str, org_id: str) -> dict[str, list[str]]:
-    """What dashboard.js fetches for each event type ("{unit}": the event's unit), from the
-    configuration the dashboard page serves it."""
+async def page_refetch(port: int, cookie: str, org_id: str) -> tuple[dict[str, list[str]], dict[str, dict[str, str]]]:
+    """What dashboard.js fetches for each event type ("{unit}": the event's unit), and the paths
+    among those an event's data may carry a patch for (painted from the event instead), each with
+    its query's name, from the configuration the dashboard page serves it."""
     conn = Connection("127.0.0.1", port, headers={"Cookie": f"sessionid={cookie}"})
     response = await conn.request("GET", f"/orgs/{org_id}/")
     conn.close()
@@ -61,10 +64,37 @@ async def page_refetch(port: int, cookie: str, org_id: str) -> dict[str, list[st
     if match is None:
         raise RuntimeError(f"no dashboard configuration on /orgs/{org_id}/ (HTTP {response.status})")
     config = json.loads(match.group(1))
-    return {
+    refetch = {
         event: [f"/{config['queries'][name]}" for name in names if not (name == "units" and event in _PAINTED)]
         for event, names in config["refetch"].items()
     }
+    patched = {
+        event: {f"/{config['queries'][name]}": name for name in names} for event, names in config["patches"].items()
+    }
+    return refetch, patched
+
+
+class Patches:
+    """The page's rule for a reading's trend patch (dashboard.js patchTrend), per unit: painted when
+    it follows the reading painted last, or is older; fetched again after a gap. The page holds
+    every trend from its opening, so a unit not yet seen takes the first patch."""
+
+    def __init__(self, always: bool) -> None:
+        self.always = always  # the floor's day: every patch applies (its cache holds no trends to patch)
+        self.last: dict[str, int] = {}
+
+    def painted(self, event: dict, name: str) -> bool:
+        data = event.get("data") or {}
+        if self.always:
+            return True
+        if name not in (data.get("patches") or {}):
+            return False
+        unit, reading, previous = data.get("unitId"), data.get("readingId"), data.get("previousReadingId")
+        last = self.last.get(unit)
+        if last is not None and reading <= last:
+            return True
+        self.last[unit] = reading
+        return last is None or previous == last
 
 
 def _temperature(unit_index: int, low: float, high: float, now: float) -> float:
@@ -158,7 +188,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
     uplink_to_event: list[float] = []
 
     # The page is the project's own (the dashboard server may be the floor, which serves none).
-    refetch = await page_refetch(args.ws_port, args.cookie, orgs[0].id)
+    refetch, patched = await page_refetch(args.ws_port, args.cookie, orgs[0].id)
     refetch["orgChanged"] = ["/stats", "/units", "/alerts"]  # dashboard.js resyncs on it
 
     async def follow_events(org: common.Org) -> None:
@@ -171,6 +201,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
             name = f"websocket not opened ({type(exc).__name__})"
             load_errors[name] = load_errors.get(name, 0) + 1
             return
+        patches = Patches(args.patched_always)
         async with ws:
             conn = _dashboard_connection(args)
             while time.perf_counter() < stop_at:
@@ -186,7 +217,13 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
                 unit = (event.get("data") or {}).get("unitId")
                 if event.get("type") == "reading" and (sent := posted.pop(unit, None)) is not None:
                     uplink_to_event.append(received - sent)
-                paths = [p.format(unit=unit) for p in refetch.get(event.get("type"), []) if unit or "{" not in p]
+                kind = event.get("type")
+                painted = patched.get(kind, {})
+                paths = [
+                    p.format(unit=unit)
+                    for p in refetch.get(kind, [])
+                    if (unit or "{" not in p) and not (p in painted and patches.painted(event, painted[p]))
+                ]
                 for path in paths:
                     answered((await conn.request("GET", f"/api/orgs/{org.id}{path}")).status)
                 if received >= measure_from:
@@ -317,6 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=float, default=10.0)
     parser.add_argument("--uplink-rate", type=float, required=True, help="uplinks per second, all devices")
     parser.add_argument("--f-cnt-base", type=int, default=0, help="first frame counter (distinct per run)")
+    parser.add_argument("--patched-always", action="store_true",
+                        help="paint every patchable query from its event (the floor's day: its cache has no trends "
+                             "to patch; its pages ask what ours ask when every patch applies)")  # fmt: skip
     parser.add_argument("--check-port", type=int, help="stale-answer check through this server (bench/freshness.py)")
     parser.add_argument("--oracle-port", type=int, help="the check's fresh computations: this server, caches off")
     args = parser.parse_args(argv)

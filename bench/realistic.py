@@ -115,6 +115,9 @@ def day(
             "--clients", str(profile["realisticClients"]), "--poll", str(profile["pollSeconds"]),
             "--duration", str(profile["realisticSeconds"]), "--warmup", str(warmup),
             "--uplink-rate", f"{uplink_rate:.3f}", "--f-cnt-base", str(f_cnt_base), *check_args,
+            # The floor's cache holds no trends for the ingest to patch: its pages ask what ours do
+            # when every patch applies.
+            *(["--patched-always"] if dash_app == FLOOR_WSGI else []),
         ]  # fmt: skip
         process = subprocess.Popen(command, cwd=env.ROOT, stdout=subprocess.PIPE, text=True)
         if process.stdout.readline().strip() != "PREROLL_DONE":
