@@ -128,9 +128,7 @@ def _apply(events: list[Event]) -> tuple[bool, dict[uuid.UUID, dict[str, object]
     # A rebuilt key's state takes the reading too, before the rebuild reads it.
     added = services.query_add_readings(updated, readings) if updated else services.Added({}, {})
     maintained = added.outcomes
-    patches: dict[uuid.UUID, dict[str, object]] = {}
-    for key, patch in added.patches.items():
-        patches.setdefault(uuid.UUID(key.unit_id), {})[key.query_type] = patch
+    patches = {uuid.UUID(unit_id): unit_patches for unit_id, unit_patches in added.patches.items()}
     for key, outcome in maintained.items():
         if outcome is cache.Maintained.INVALIDATED:  # cached without a state, or its state missed a change
             _guarded("update", key, services.query_refresh, key)

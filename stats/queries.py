@@ -89,7 +89,8 @@ class Query:
     updater: str = ""  # for Effect.UPDATE: the function of `stats.updaters` that applies a reading
     # For Effect.UPDATE: the function of `stats.updaters` that gives, from the updated state, what
     # the reading's event carries for the page to paint the change itself instead of refetching
-    # the query: (state, reading, now) -> JSON data. Sent only when the value was updated in place.
+    # the query: (state, reading, now) -> JSON data. Sent only when the value was updated in place,
+    # with the key's generation before and after the update (`data.patches[name]`: after, at).
     patcher: str = ""
     # The function of `stats.selectors` that rebuilds the value from the state kept beside it once
     # the value expired, when that state is current: (state, org_id=, unit_id=) -> Stateful or None.
@@ -142,7 +143,8 @@ QUERIES: list[Query] = [
             **_every((MEMBERSHIP, SITE, READINGS_BACKFILLED)), **_every(_STATE_CHANGES, Effect.REBUILD),
             READING: Effect.UPDATE,
         },
-        updater="compliance_add", rebuilder="organization_stats_from_state", windowed=True,
+        updater="compliance_add", patcher="compliance_patch", rebuilder="organization_stats_from_state",
+        windowed=True,
     ),
     # The three counts are also in the stats: computed from its cached value, they cost the
     # database nothing when their TTL runs out, nor when they are refreshed after the stats.

@@ -81,11 +81,14 @@ def change_keys(
 
 @dataclass(frozen=True)
 class Added:
-    """What adding readings in place did: each key's outcome, and for each updated key whose query
-    has a patcher (and took one reading) what the reading's event carries for the page."""
+    """What adding readings in place did: each key's outcome, and what the reading's event carries
+    for the page to paint each updated value whose query has a patcher (`queries.Query.patcher`):
+    per unit of a reading, per query name, the patcher's data with the key's generation before
+    and after the update ("after", "at"), so that a page can tell whether it follows the last
+    change it painted. A key that more than one of the readings changed has none."""
 
     outcomes: dict[cache.CacheKey, cache.Maintained]
-    patches: dict[cache.CacheKey, object]
+    patches: dict[str, dict[str, object]]
 
 
 def query_add_readings(keys: Iterable[cache.CacheKey], readings: Sequence[tuple[Reading, float, float]]) -> Added:
@@ -106,13 +109,16 @@ def query_add_readings(keys: Iterable[cache.CacheKey], readings: Sequence[tuple[
 
         return update
 
-    outcomes = cache.maintain({key: adding(key) for key in keys})
-    patches: dict[cache.CacheKey, object] = {}
+    generations: dict[cache.CacheKey, int] = {}
+    outcomes = cache.maintain({key: adding(key) for key in keys}, moved_to=generations)
+    patches: dict[str, dict[str, object]] = {}
     for key, outcome in outcomes.items():
         query = queries.by_name(key.query_type)
         mine = [reading for reading, _, _ in readings if key.unit_id in (None, reading.unit_id)]
         if outcome is cache.Maintained.UPDATED and query.patcher and len(mine) == 1:
-            patches[key] = getattr(updaters, query.patcher)(written[key], mine[0], now)
+            data = getattr(updaters, query.patcher)(written[key], mine[0], now)
+            at = generations[key]
+            patches.setdefault(mine[0].unit_id, {})[query.name] = {"after": at - 1, "at": at, **data}
     return Added(outcomes, patches)
 
 

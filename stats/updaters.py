@@ -39,9 +39,7 @@ def trend_add(value: bytes | None, state: bytes, reading: Reading, temp_min: flo
 def trend_patch(state: bytes, reading: Reading, now: datetime) -> dict[str, object]:
     """What a reading's event carries for the page to update its copy of the unit's trend: the
     reading's bucket as the trend now has it (None when the reading is outside the window), and
-    where the window now starts (the page drops the points before it). With this the page's points
-    equal the cached trend's. A point is the whole bucket, not a difference: applied twice, it
-    changes nothing (the page orders the events of a unit by their reading ids)."""
+    where the window now starts (the page drops the points before it)."""
     trend = TrendState.loads(state)
     stamp = int(bucket_of(reading.recorded_at).timestamp())
     return {
@@ -64,3 +62,9 @@ def compliance_add(
     data["compliancePercentage"] = compliance.percentage()
     data["lastUpdated"] = iso(now)
     return json_bytes(data), compliance.dumps()
+
+
+def compliance_patch(state: bytes, reading: Reading, now: datetime) -> dict[str, object]:
+    """What a reading's event carries for the page to update its copy of the stats: the two
+    fields `compliance_add` changed, as it left them."""
+    return {"compliancePercentage": ComplianceState.loads(state).percentage(), "lastUpdated": iso(now)}

@@ -52,11 +52,15 @@ class Maintained(StrEnum):
 Update = Callable[[bytes | None, bytes], tuple[bytes | None, bytes]]
 
 
-def maintain(changes: Mapping[CacheKey, Update]) -> dict[CacheKey, Maintained]:
+def maintain(
+    changes: Mapping[CacheKey, Update], *, moved_to: dict[CacheKey, int] | None = None
+) -> dict[CacheKey, Maintained]:
     """Apply each `update(value, state) -> (value, state)` to its cached key, atomically with
     respect to every other change and computation of that key. The keys are read in one round
     trip and written in another (a reading updates its trend and its organization's compliance
-    together); a key whose write conflicted is read again."""
+    together); a key whose write conflicted is read again. `moved_to`, if given, receives for each
+    key written the generation its write moved it to (from the one read, plus one): this change's
+    place among the key's writes, which a dashboard uses to order the changes it is sent."""
     if not changes or not is_enabled():
         return dict.fromkeys(changes, Maintained.ABSENT)
     outcomes: dict[CacheKey, Maintained] = {}
@@ -85,9 +89,11 @@ def maintain(changes: Mapping[CacheKey, Update]) -> dict[CacheKey, Maintained]:
             if calls:
                 with redis_call("set") as client:
                     results = scripts.run_all(client, calls)
-                for (key, value, _), stored in zip(written, results, strict=False):
+                for (key, value, args), stored in zip(written, results, strict=False):
                     if int(stored):
                         outcomes[key] = Maintained.UPDATED if value is not None else Maintained.STATE
+                        if moved_to is not None:
+                            moved_to[key] = int(args[0]) + 1
                 outcomes.update(dict.fromkeys(stale, Maintained.INVALIDATED))
             pending = {key: update for key, update in pending.items() if key not in outcomes}
             if not pending:

@@ -176,32 +176,45 @@ def test_an_uplink_to_instance_a_reaches_a_client_of_instance_b_and_b_serves_the
         assert api(b, world.member_cookie, stats_path)["unitCounts"]["warning"] == 1
 
 
-def test_a_reading_event_carries_its_trend_bucket_as_the_cached_trend_then_has_it(servers, world):
-    """What lets the page paint a reading's trend without refetching it (dashboard.js patchTrend):
-    the event's point is the reading's bucket in the trend the other instance serves right after,
-    which is what the database gives; the window's start comes with it. A trend that was not
-    cached has nothing updated in place: its event carries no patch (the page fetches the trend)."""
+def test_a_reading_event_carries_what_changed_in_its_trend_and_stats_as_the_cache_then_has_it(servers, world):
+    """What lets the page paint a reading's trend and compliance without refetching them
+    (dashboard.js paint): the event's trend point is the reading's bucket in the trend the other
+    instance serves right after, and its compliance and time are the stats' then, both what the
+    database gives; each with the key's generation before and after, in line from one reading to
+    the next. A value that was not cached had nothing updated in place: no patch for it (the page
+    fetches it)."""
     a, b = servers
     unit_id, dev_eui = world.devices[0].unit_id, world.devices[0].dev_eui
     trend_path = f"/api/orgs/{world.org.id}/units/{unit_id}/trends"
+    stats_path = f"/api/orgs/{world.org.id}/stats"
     with ws(b, world.org, world.member_cookie) as conn:
         next_event(conn, "hello")
         assert post_uplink(a, world.org, uplink(dev_eui, 4.0)).status_code == 200
         assert "patches" not in next_event(conn, "reading")["data"]
-        api(b, world.member_cookie, trend_path)  # now cached
-        previous = None
+        api(b, world.member_cookie, trend_path)  # now cached, and the stats
+        api(b, world.member_cookie, stats_path)
+        sent = []
         for temperature in (4.5, 6.25, 3.75):
             starts = {iso(window_start(timezone.now()))}  # and after: the window may move meanwhile
             assert post_uplink(a, world.org, uplink(dev_eui, temperature)).status_code == 200
             data = next_event(conn, "reading")["data"]
-            patch = data["patches"]["temperature:trends"]
+            trend, stats = data["patches"]["temperature:trends"], data["patches"]["stats"]
             served = api(b, world.member_cookie, trend_path)["points"]
-            assert served == api(b, world.member_cookie, f"{trend_path}?refresh=1")["points"]
             recorded = datetime.fromisoformat(data["recordedAt"].replace("Z", "+00:00"))
-            assert patch["point"] == next(p for p in served if p["timestamp"] == iso(bucket_of(recorded)))
-            assert patch["windowStart"] in starts | {iso(window_start(timezone.now()))}
-            assert previous is None or data["previousReadingId"] == previous
-            previous = data["readingId"]
+            assert trend["point"] == next(p for p in served if p["timestamp"] == iso(bucket_of(recorded)))
+            assert trend["windowStart"] in starts | {iso(window_start(timezone.now()))}
+            served_stats = api(b, world.member_cookie, stats_path)
+            assert (stats["compliancePercentage"], stats["lastUpdated"]) == (
+                served_stats["compliancePercentage"], served_stats["lastUpdated"]
+            )  # fmt: skip
+            sent.append((trend, stats))
+        for (trend, stats), (next_trend, next_stats) in zip(sent, sent[1:], strict=False):
+            assert (next_trend["after"], next_stats["after"]) == (trend["at"], stats["at"])
+            assert (trend["at"], stats["at"]) == (trend["after"] + 1, stats["after"] + 1)
+    # What the database gives (asked last: `?refresh=1` stores its value, a write of the key).
+    assert api(b, world.member_cookie, f"{trend_path}?refresh=1")["points"] == served
+    fresh = api(b, world.member_cookie, f"{stats_path}?refresh=1")
+    assert fresh["compliancePercentage"] == stats["compliancePercentage"]
 
 
 def test_a_secret_rotated_elsewhere_is_refused_by_an_instance_that_held_it_at_once(servers, world):

@@ -56,7 +56,7 @@ def test_the_page_is_served_the_catalogues_refetch_and_patch_maps(client_member)
     assert config["queries"]["temperature:trends"] == "units/{unit}/trends"
     # What a reading's event may carry for the page to paint instead of refetching.
     assert config["patches"] == queries.page_patches()
-    assert config["patches"]["reading"] == ["temperature:trends"]
+    assert config["patches"]["reading"] == ["stats", "temperature:trends"]
     assert config["patches"]["unitUpdate"] == []
 
 
