@@ -95,11 +95,12 @@ def chart_points(page: Page, unit_id: str) -> list[dict]:
     return json.loads(chart.get_attribute("data-trend"))
 
 
-def test_a_reading_paints_its_card_and_its_trend_from_the_event_without_a_request(page, org_ids, server, secret):
-    """A reading without a state change: the card's temperature and the trend's bucket come from
-    the event itself (the server updated the cached trend in place and sent the bucket); the page
-    asks only for the stats (the compliance changed), neither the units list nor the trend, and
-    its chart then draws what the API serves."""
+def test_a_reading_paints_its_card_its_trend_and_the_compliance_from_the_event_without_a_request(
+    page, org_ids, server, secret
+):
+    """A reading without a state change: the card's temperature, the trend's bucket and the
+    stats' compliance come from the event itself (the server updated the cached values in place
+    and sent what changed); the page asks for nothing, and then shows what the API serves."""
     org_id = open_dashboard(page, org_ids)
     expect_page_matches_api(page, org_id, timeout=10_000)
     room = next(u for u in api(page, f"/api/orgs/{org_id}/units")["units"] if u["name"] == "Cold Room 3")
@@ -109,24 +110,26 @@ def test_a_reading_paints_its_card_and_its_trend_from_the_event_without_a_reques
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url.split("?")[0]))
 
-    # The stats request is made in the same pass over the event's queries as a trend request would be.
-    stats_path = f"/api/orgs/{org_id}/stats"
-    with page.expect_response(lambda r: r.url.split("?")[0].endswith(stats_path), timeout=LIVE_TIMEOUT_MS):
-        response = post_uplink(server, dev_eui=DEMO1_COLD_ROOM, temperature=temperature, secret=secret)
-        assert response.status_code == 200, response.text
-        assert response.json()["events"] == ["reading"]
+    response = post_uplink(server, dev_eui=DEMO1_COLD_ROOM, temperature=temperature, secret=secret)
+    assert response.status_code == 200, response.text
+    assert response.json()["events"] == ["reading"]
     card = page.locator(f'[data-unit-id="{room["id"]}"]')
     expect(card.get_by_test_id("unit-temp")).to_have_text(f"{temperature:.1f} °C", timeout=LIVE_TIMEOUT_MS)
-    assert [url for url in requested if "/api/" in url] == [f"{server.url}{stats_path}"], requested
+    stats = expect_page_matches_api(page, org_id)
+    expect(page.get_by_test_id("last-updated")).to_have_attribute("data-value", stats["lastUpdated"])
     assert chart_points(page, room["id"]) == api(page, trend_path)["points"]
-    expect_page_matches_api(page, org_id)
+    # Any request the event caused was made in the pass that painted the card, before the checks.
+    assert [url for url in requested if "/api/" in url] == [], requested
 
 
-def test_a_trend_patch_out_of_order_is_ignored_and_one_after_a_gap_refetches_the_trend(page, org_ids, server):
-    """The page paints a reading's trend patch only when it follows the unit's last one: an older
-    event (two ingest workers' events can overtake each other) changes nothing, and one after a
-    gap (an event missed) makes the page fetch the trend. Events sent straight to the
-    organization's group, as the server sends them."""
+def test_a_patch_out_of_line_makes_the_page_fetch_and_one_painted_meanwhile_is_painted_over_the_answer(
+    page, org_ids, server
+):
+    """The page paints a patch only when it follows the last one it painted on that answer (its
+    "after" is that one's "at": the cached key's generation). One that does not (an event missed,
+    or overtaken by a later one from another ingest worker) makes the page fetch the answer; a
+    patch painted while the fetch is on its way is painted again over its answer. Events sent
+    straight to the organization's group, as the server sends them."""
     org_id = open_dashboard(page, org_ids)
     expect_page_matches_api(page, org_id, timeout=10_000)
     room = next(u for u in api(page, f"/api/orgs/{org_id}/units")["units"] if u["name"] == "Cold Room 3")
@@ -137,14 +140,12 @@ def test_a_trend_patch_out_of_order_is_ignored_and_one_after_a_gap_refetches_the
     first, last = served[0]["timestamp"], served[-1]["timestamp"]
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url.split("?")[0]))
-    base = 10**9
 
-    def reading(reading_id: int, previous_id: int, timestamp: str, value: float) -> dict:
+    def reading(after: int, timestamp: str, value: float) -> dict:
         point = {"timestamp": timestamp, "temperature": value, "min": value, "max": value, "alarmState": "too_hot"}
-        return {"type": "reading", "data": {
-            "unitId": room["id"], "temperature": value, "recordedAt": timestamp, "readingId": reading_id,
-            "previousReadingId": previous_id, "patches": {"temperature:trends": {"point": point, "windowStart": first}},
-        }}  # fmt: skip
+        patch = {"after": after, "at": after + 1, "point": point, "windowStart": first}
+        data = {"unitId": room["id"], "temperature": value, "recordedAt": timestamp}
+        return {"type": "reading", "data": {**data, "patches": {"temperature:trends": patch}}}
 
     def send(*events: dict) -> None:
         message = {"type": "dashboard.events", "events": list(events)}
@@ -152,20 +153,36 @@ def test_a_trend_patch_out_of_order_is_ignored_and_one_after_a_gap_refetches_the
         with ThreadPoolExecutor(1) as thread:
             thread.submit(asyncio.run, get_channel_layer().group_send(group_name(org_id), message)).result()
 
-    # The first after the page loaded is painted; an older one is not; the next in line is.
-    send(reading(base, base - 1, last, 99.0), reading(base - 5, base - 6, last, 77.0))
-    send(reading(base + 1, base, first, 55.0))
+    # The first after the page loaded is painted, and the next in line.
+    send(reading(1000, last, 99.0), reading(1001, first, 55.0))
     fifty_five = re.compile(r'"max":55[,}]')
     expect(chart).to_have_attribute("data-trend", fifty_five, timeout=LIVE_TIMEOUT_MS)
     drawn = {p["timestamp"]: p["max"] for p in chart_points(page, room["id"])}
     assert (drawn[last], drawn[first]) == (99.0, 55.0)
     assert not [url for url in requested if url.endswith(trend_path)], requested
 
-    # A gap: the page fetches the trend, and draws what the API serves.
+    # Out of line: the page fetches the trend, and draws what the API serves.
     with page.expect_response(lambda r: r.url.split("?")[0].endswith(trend_path), timeout=LIVE_TIMEOUT_MS):
-        send(reading(base + 3, base + 2, last, 66.0))
+        send(reading(1005, last, 66.0))
     expect(chart).not_to_have_attribute("data-trend", fifty_five, timeout=LIVE_TIMEOUT_MS)
     assert chart_points(page, room["id"]) == api(page, trend_path)["points"]
+
+    # A patch painted while a fetch is on its way is painted again over the fetch's answer, which
+    # can have been computed before the patch's change: held here until the patch was painted.
+    held = []
+    page.route(f"**{trend_path}", lambda route: held.append(route))
+    with page.expect_request(lambda r: r.url.split("?")[0].endswith(trend_path), timeout=LIVE_TIMEOUT_MS):
+        send(reading(2000, last, 33.0))  # out of line: fetched
+    send(reading(2001, first, 44.0))  # in line after it: painted on the copy the page has
+    expect(chart).to_have_attribute("data-trend", re.compile(r'"max":44[,}]'), timeout=LIVE_TIMEOUT_MS)
+    # The answer, as one computed before the patch's change (and its newest bucket marked, to see
+    # when it is drawn).
+    answer = api(page, trend_path)
+    answer["points"][-1] = reading(0, last, 11.0)["data"]["patches"]["temperature:trends"]["point"]
+    held[0].fulfill(json=answer)
+    expect(chart).to_have_attribute("data-trend", re.compile(r'"max":11[,}]'), timeout=LIVE_TIMEOUT_MS)
+    patched = reading(2001, first, 44.0)["data"]["patches"]["temperature:trends"]["point"]
+    assert chart_points(page, room["id"]) == [p if p["timestamp"] != first else patched for p in answer["points"]]
 
 
 def test_an_alert_created_in_another_tab_appears_here(context, org_ids, server, secret):

@@ -1,7 +1,8 @@
 // The live dashboard: every number comes from the JSON API; the WebSocket says what changed.
 // On an event we refetch exactly the endpoints that event can change (the server updated or
 // invalidated their cache keys before sending it), except what the event itself carries: a
-// reading's card and its trend's bucket, as the server's cache now has them. After every
+// reading's card, its trend's bucket and the stats' compliance, as the server's cache now has them
+// (the catalogue's patches). After every
 // (re)connect we refetch everything, because events sent while we were away are lost.
 (function () {
   "use strict";
@@ -14,9 +15,10 @@
 
   const $ = (testid) => document.querySelector(`[data-testid="${testid}"]`);
   const units = new Map(); // unit id -> unit from /units
-  // unit id -> {points, readingId: the newest reading whose patch was painted, inflight: the
-  // patches painted while a request for the trend was on its way}
-  const trends = new Map();
+  // The page's copy of each answer it paints events' patches on, by loader name ("stats",
+  // "temperature:trends:<unit>"): {body, at: the generation of the last patch painted (null: not
+  // known), inflight: the patches painted while a request for it was on its way}
+  const copies = new Map();
   const latest = new Map(); // loader name -> sequence number of its newest request
 
   // --- fetching ----------------------------------------------------------------------------
@@ -156,12 +158,12 @@
         list.append(card);
       }
       paintUnit(card, unit);
-      if (created) renderTrend(unit.id); // a trend that came before its card
+      if (created) renderTrend(unit.id, (copies.get(`temperature:trends:${unit.id}`) || {}).body); // came first
     }
     for (const card of list.querySelectorAll("[data-unit-id]")) {
       if (!seen.has(card.dataset.unitId)) {
         units.delete(card.dataset.unitId);
-        trends.delete(card.dataset.unitId);
+        copies.delete(`temperature:trends:${card.dataset.unitId}`);
         card.remove();
       }
     }
@@ -260,56 +262,12 @@
     return node;
   }
 
-  function trendOf(unitId) {
-    if (!trends.has(unitId)) trends.set(unitId, { points: null, readingId: null, inflight: null });
-    return trends.get(unitId);
-  }
-
-  // A fetched trend replaces the page's copy; the patches painted while it was on its way are
-  // painted again over it (each is a whole bucket: one the answer already holds changes nothing).
-  function fetchedTrend(unitId, body) {
-    const trend = trendOf(unitId);
-    trend.points = body.points || [];
-    for (const patch of trend.inflight || []) applyPoint(trend, patch);
-    trend.inflight = null;
-    renderTrend(unitId);
-  }
-
-  function applyPoint(trend, patch) {
-    const points = trend.points.filter((p) => p.timestamp >= patch.windowStart);
-    if (patch.point) {
-      const at = points.findIndex((p) => p.timestamp >= patch.point.timestamp);
-      if (at === -1) points.push(patch.point);
-      else points.splice(at, points[at].timestamp === patch.point.timestamp ? 1 : 0, patch.point);
-    }
-    trend.points = points;
-  }
-
-  // A reading's event carries its bucket as the server's trend now has it. Painted when it
-  // follows the reading painted last (the event's previousReadingId); an older one is already
-  // in what the page shows; after a gap (an event missed, or two overtaking each other) the
-  // trend is fetched again. False: fetch it.
-  function patchTrend(data) {
-    const patch = (data.patches || {})["temperature:trends"];
-    const trend = trends.get(data.unitId);
-    if (!patch || !trend || trend.points === null) return false;
-    if (trend.readingId !== null && data.readingId <= trend.readingId) return true;
-    const follows = trend.readingId === null || data.previousReadingId === trend.readingId;
-    trend.readingId = data.readingId;
-    if (!follows) return false;
-    applyPoint(trend, patch);
-    if (trend.inflight) trend.inflight.push(patch);
-    renderTrend(data.unitId);
-    return true;
-  }
-
-  function renderTrend(unitId) {
+  function renderTrend(unitId, body) {
     const card = $("unit-list").querySelector(`[data-unit-id="${CSS.escape(unitId)}"]`);
     const unit = units.get(unitId);
-    const trend = trends.get(unitId);
-    if (!card || !unit || !trend || trend.points === null) return;
+    if (!card || !unit || !body) return;
     const box = card.querySelector(".chart");
-    const points = trend.points;
+    const points = body.points || [];
     box.dataset.points = String(points.length);
     // The points as drawn, for whoever checks the chart against the API (the browser tests).
     box.dataset.trend = JSON.stringify(points);
@@ -368,12 +326,64 @@
   function loadQuery(name, unitId) {
     const path = config.queries[name];
     if (path === undefined) return Promise.resolve();
-    if (path.includes("{unit}")) {
-      if (!unitId) return Promise.resolve();
-      trendOf(unitId).inflight = [];
-      return load(`${name}:${unitId}`, `/${path.replace("{unit}", unitId)}`, (body) => fetchedTrend(unitId, body));
-    }
-    return load(name, `/${path}`, renderers[name]);
+    const unitScoped = path.includes("{unit}");
+    if (unitScoped && !unitId) return Promise.resolve();
+    const loader = unitScoped ? `${name}:${unitId}` : name;
+    const render = unitScoped ? (body) => renderTrend(unitId, body) : renderers[name];
+    if (!patchers[name]) return load(loader, `/${path.replace("{unit}", unitId)}`, render);
+    const copy = copyOf(loader);
+    copy.inflight = [];
+    return load(loader, `/${path.replace("{unit}", unitId)}`, (body) => {
+      // The patches painted while this was on its way are painted again over it: each sets what
+      // it changed as the server had it then, so one the answer already holds changes nothing.
+      for (const patch of copy.inflight || []) patchers[name](body, patch);
+      copy.body = body;
+      copy.inflight = null;
+      render(body);
+    });
+  }
+
+  function copyOf(loader) {
+    if (!copies.has(loader)) copies.set(loader, { body: null, at: null, inflight: null });
+    return copies.get(loader);
+  }
+
+  // How a patch a reading's event carries (the catalogue's patchers) changes the page's copy.
+  const patchers = {
+    stats(body, patch) {
+      body.compliancePercentage = patch.compliancePercentage;
+      body.lastUpdated = patch.lastUpdated;
+    },
+    "temperature:trends"(body, patch) {
+      // The reading's bucket, whole; the buckets before the window's start dropped.
+      const points = (body.points || []).filter((p) => p.timestamp >= patch.windowStart);
+      if (patch.point) {
+        const at = points.findIndex((p) => p.timestamp >= patch.point.timestamp);
+        if (at === -1) points.push(patch.point);
+        else points.splice(at, points[at].timestamp === patch.point.timestamp ? 1 : 0, patch.point);
+      }
+      body.points = points;
+    },
+  };
+
+  // Paint an event's patch of query `name` on the page's copy, if it follows the last change
+  // painted there: its "after" is that one's "at" (the cached key's generation, which every
+  // write moves). Otherwise (an event missed or overtaken, or the key written by something else
+  // than a patch) the page fetches the query: false.
+  function paint(name, data) {
+    const patch = (data.patches || {})[name];
+    const unitScoped = config.queries[name].includes("{unit}");
+    const loader = unitScoped ? `${name}:${data.unitId}` : name;
+    const copy = copies.get(loader);
+    if (!patch || !copy || copy.body === null) return false;
+    const follows = copy.at === null || patch.after === copy.at;
+    copy.at = patch.at;
+    if (!follows) return false;
+    patchers[name](copy.body, patch);
+    if (copy.inflight) copy.inflight.push(patch);
+    if (unitScoped) renderTrend(data.unitId, copy.body);
+    else renderers[name](copy.body);
+    return true;
   }
 
   const refresh = {
@@ -381,7 +391,7 @@
   };
 
   async function resync() {
-    for (const trend of trends.values()) trend.readingId = null; // events may have been missed
+    for (const copy of copies.values()) copy.at = null; // events may have been missed
     await Promise.all([loadQuery("stats"), loadQuery("units"), loadQuery("alerts")]);
     await Promise.all([...units.keys()].map((id) => loadQuery("temperature:trends", id)));
     document.body.dataset.synced = String(Number(document.body.dataset.synced || 0) + 1);
@@ -391,9 +401,6 @@
   // (every reading of every unit would cost each open dashboard one). A late reading (older
   // than the unit's latest) does not move the unit, here as on the server.
   const patches = { reading: patchReading, unitUpdate: patchUnit };
-  // The queries an event's data may carry a patch for (the catalogue's patchers), and how the
-  // page paints it: true when painted, false to refetch the query.
-  const patchers = { "temperature:trends": patchTrend };
 
   function onEvent(message) {
     const data = message.data || {};
@@ -406,7 +413,7 @@
     const patched = config.patches[message.type] || [];
     for (const name of names) {
       if (name === "units" && patches[message.type] && patches[message.type](data)) continue;
-      if (patched.includes(name) && patchers[name] && patchers[name](data)) continue;
+      if (patched.includes(name) && patchers[name] && paint(name, data)) continue;
       loadQuery(name, data.unitId);
     }
   }
