@@ -9,11 +9,11 @@ loads the dashboard: the five cached endpoints (stats, units/status, alerts/coun
 the unit's trends), one after another like the page does. Each client also holds the page's
 WebSocket (`--ws-port`, daphne) and refetches on every event what `dashboard.js` refetches, on
 its own connection, as a browser has several: the refetch map the dashboard page serves to
-`dashboard.js` (the server's query catalogue), read from the page once; e.g. a reading, the stats;
-an alert event, the stats and the alert list. The units list is refetched only on the events that
-do not carry the unit's card (dashboard.js paints readings and unit updates from the event), and a
-reading's trend (any unit of the organization, the page shows them all) only when its event
-carries no patch for it or the patch does not follow the unit's last one (`Patches`; with
+`dashboard.js` (the server's query catalogue), read from the page once; e.g. an alert event, the
+stats and the alert list. The units list is refetched only on the events that do not carry the
+unit's card (dashboard.js paints readings and unit updates from the event), and a reading's trend
+(any unit of the organization, the page shows them all) and the stats only when its event carries
+no patch for them or the patch does not follow the last one painted (`Patches`; with
 `--patched-always`, never). The simulator posts uplinks at
 `--uplink-rate` per second, every device in turn (one per unit per minute at the natural rate).
 Excursions: every tenth unit leaves its range for 3 minutes in every 60 (its own phase), which
@@ -75,26 +75,26 @@ async def page_refetch(port: int, cookie: str, org_id: str) -> tuple[dict[str, l
 
 
 class Patches:
-    """The page's rule for a reading's trend patch (dashboard.js patchTrend), per unit: painted when
-    it follows the reading painted last, or is older; fetched again after a gap. The page holds
-    every trend from its opening, so a unit not yet seen takes the first patch."""
+    """The page's rule for an event's patches (dashboard.js paint), per answer the page keeps (the
+    stats, each unit's trend): painted when the patch follows the last one painted there (its
+    "after" is that one's "at"), else the answer is fetched again. The page holds every answer from
+    its opening, so an answer not yet seen takes its first patch."""
 
     def __init__(self, always: bool) -> None:
-        self.always = always  # the floor's day: every patch applies (its cache holds no trends to patch)
-        self.last: dict[str, int] = {}
+        self.always = always  # the floor's day: every patch applies (its cache holds nothing to patch)
+        self.at: dict[tuple[str, str | None], int] = {}
 
-    def painted(self, event: dict, name: str) -> bool:
-        data = event.get("data") or {}
+    def painted(self, event: dict, name: str, unit_scoped: bool) -> bool:
         if self.always:
             return True
-        if name not in (data.get("patches") or {}):
+        data = event.get("data") or {}
+        patch = (data.get("patches") or {}).get(name)
+        if patch is None:
             return False
-        unit, reading, previous = data.get("unitId"), data.get("readingId"), data.get("previousReadingId")
-        last = self.last.get(unit)
-        if last is not None and reading <= last:
-            return True
-        self.last[unit] = reading
-        return last is None or previous == last
+        copy = (name, data.get("unitId") if unit_scoped else None)
+        last = self.at.get(copy)
+        self.at[copy] = patch["at"]
+        return last is None or patch["after"] == last
 
 
 def _temperature(unit_index: int, low: float, high: float, now: float) -> float:
@@ -222,7 +222,7 @@ async def run(args: argparse.Namespace, orgs: list[common.Org]) -> dict[str, obj
                 paths = [
                     p.format(unit=unit)
                     for p in refetch.get(kind, [])
-                    if (unit or "{" not in p) and not (p in painted and patches.painted(event, painted[p]))
+                    if (unit or "{" not in p) and not (p in painted and patches.painted(event, painted[p], "{" in p))
                 ]
                 for path in paths:
                     answered((await conn.request("GET", f"/api/orgs/{org.id}{path}")).status)
