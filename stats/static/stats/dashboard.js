@@ -1,9 +1,9 @@
 // The live dashboard: every number comes from the JSON API; the WebSocket says what changed.
 // On an event we refetch exactly the endpoints that event can change (the server updated or
 // invalidated their cache keys before sending it), except what the event itself carries: a
-// reading's card, its trend's bucket and the stats' compliance, as the server's cache now has them
-// (the catalogue's patches). After every
-// (re)connect we refetch everything, because events sent while we were away are lost.
+// reading's card, its trend's bucket and the stats' compliance, as the server's cache now has
+// them (the catalogue's patches). After every (re)connect we refetch everything, because events
+// sent while we were away are lost.
 (function () {
   "use strict";
 
