@@ -162,6 +162,11 @@ QUERIES: list[Query] = [
         reads=(TemperatureReading, Unit),
         effects={READING: Effect.UPDATE, READINGS_BACKFILLED: Effect.INVALIDATE}, updater="trend_add",
         patcher="trend_patch", rebuilder="unit_trend_from_state", windowed=True,
+        # Not refreshed ahead: each reading of its unit updates it in place and restarts its TTL,
+        # and once expired it is rebuilt from its state with one query. A unit reporting every
+        # minute at a 60 s TTL would have its watched trend refreshed ahead nearly every minute,
+        # just before its next reading updated it anyway.
+        refresh_lead=0,
     ),
     Query(
         "devices:online", "DEVICES_ONLINE", "devices/online", Scope.ORG, "device_online_counts",

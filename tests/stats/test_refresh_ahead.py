@@ -67,6 +67,24 @@ def test_a_hit_near_expiry_is_served_and_the_value_recomputed_in_the_background(
     assert metric("dashboard_cache_refresh_ahead_total", query_type="stats", outcome="refreshed") >= 1
 
 
+def test_a_trend_near_expiry_is_not_refreshed_ahead(member_client, redis_client, monkeypatch):
+    """A trend's refresh lead is 0 (the catalogue's): its unit's readings update it in place,
+    restarting its TTL, and once expired it is rebuilt from its state with one query."""
+    org, client = member_client
+    monkeypatch.setattr(ahead, "_draw", lambda: 0.5)  # as in the stats' test above: due at 2 s left
+    unit = org.units.get()
+    url, key = f"/api/orgs/{org.id}/units/{unit.id}/trends", cache_key(QueryType.TEMPERATURE_TRENDS, org.id, unit.id)
+    assert client.get(url).status_code == 200  # cached
+    redis_client.expire(key, 2)
+    labels = {"query_type": "temperature:trends", "outcome": "scheduled"}
+    scheduled = metric("dashboard_cache_refresh_ahead_total", **labels)
+
+    assert client.get(url).status_code == 200
+
+    assert metric("dashboard_cache_refresh_ahead_total", **labels) == scheduled
+    assert 0 < redis_client.ttl(key) <= 2
+
+
 def test_no_refresh_ahead_while_another_process_computes_the_value(member_client, redis_client, monkeypatch):
     org, client = member_client
     monkeypatch.setattr(ahead, "_draw", lambda: 0.5)
