@@ -104,7 +104,7 @@ def emit(events: Sequence[Event]) -> None:
     EMIT_SECONDS.observe(time.perf_counter() - started)
 
 
-def _apply(events: list[Event]) -> tuple[bool, dict[uuid.UUID, dict[str, object]]]:
+def _apply(events: list[Event]) -> tuple[bool, dict[str, dict[str, object]]]:
     """Invalidate, update in place, refresh or rebuild. Returns whether Redis failed (a value may be
     left stale: the invalidation alert watches it), and per unit the patches its reading's event
     carries (`queries.Query.patcher`: the page paints those values instead of refetching them)."""
@@ -128,14 +128,13 @@ def _apply(events: list[Event]) -> tuple[bool, dict[uuid.UUID, dict[str, object]
     # A rebuilt key's state takes the reading too, before the rebuild reads it.
     added = services.query_add_readings(updated, readings) if updated else services.Added({}, {})
     maintained = added.outcomes
-    patches = {uuid.UUID(unit_id): unit_patches for unit_id, unit_patches in added.patches.items()}
     for key, outcome in maintained.items():
         if outcome is cache.Maintained.INVALIDATED:  # cached without a state, or its state missed a change
             _guarded("update", key, services.query_refresh, key)
     # Once each, if it was cached: a value before the values that are its fields.
     for key in sorted((refreshed | rebuilt) & set(deleted), key=services.refresh_order):
         _guarded("refresh", key, services.query_refresh, key)
-    return cache.Maintained.FAILED in maintained.values(), patches
+    return cache.Maintained.FAILED in maintained.values(), added.patches
 
 
 def _guarded(stage: str, key: cache.CacheKey, apply: Callable[..., object], *args: object, **kwargs: object) -> object:
@@ -148,7 +147,7 @@ def _guarded(stage: str, key: cache.CacheKey, apply: Callable[..., object], *arg
         return None
 
 
-def _send(org_id: uuid.UUID, events: list[Event], patches: dict[uuid.UUID, dict[str, object]]) -> None:
+def _send(org_id: uuid.UUID, events: list[Event], patches: dict[str, dict[str, object]]) -> None:
     """Queue the events' message to the organization's group (`SendLoop`: sent in order, the
     caller does not wait); a reading's event with its unit's `patches`."""
     layer = get_channel_layer()
@@ -156,7 +155,7 @@ def _send(org_id: uuid.UUID, events: list[Event], patches: dict[uuid.UUID, dict[
         return
     group = group_name(org_id)
     messages = [
-        event.message(patches.get(event.unit_id) if event.change is queries.READING else None) for event in events
+        event.message(patches.get(str(event.unit_id)) if event.change is queries.READING else None) for event in events
     ]
     message = {"type": GROUP_MESSAGE_TYPE, "events": messages}
     sent = [EVENTS_SENT.labels(str(event.type)) for event in events]

@@ -114,8 +114,10 @@ def query_add_readings(keys: Iterable[cache.CacheKey], readings: Sequence[tuple[
     patches: dict[str, dict[str, object]] = {}
     for key, outcome in outcomes.items():
         query = queries.by_name(key.query_type)
+        if outcome is not cache.Maintained.UPDATED or not query.patcher:
+            continue
         mine = [reading for reading, _, _ in readings if key.unit_id in (None, reading.unit_id)]
-        if outcome is cache.Maintained.UPDATED and query.patcher and len(mine) == 1:
+        if len(mine) == 1:
             data = getattr(updaters, query.patcher)(written[key], mine[0], now)
             at = generations[key]
             patches.setdefault(mine[0].unit_id, {})[query.name] = {"after": at - 1, "at": at, **data}

@@ -141,9 +141,11 @@ def test_a_patch_out_of_line_makes_the_page_fetch_and_one_painted_meanwhile_is_p
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url.split("?")[0]))
 
+    def point(timestamp: str, value: float) -> dict:
+        return {"timestamp": timestamp, "temperature": value, "min": value, "max": value, "alarmState": "too_hot"}
+
     def reading(after: int, timestamp: str, value: float) -> dict:
-        point = {"timestamp": timestamp, "temperature": value, "min": value, "max": value, "alarmState": "too_hot"}
-        patch = {"after": after, "at": after + 1, "point": point, "windowStart": first}
+        patch = {"after": after, "at": after + 1, "point": point(timestamp, value), "windowStart": first}
         data = {"unitId": room["id"], "temperature": value, "recordedAt": timestamp}
         return {"type": "reading", "data": {**data, "patches": {"temperature:trends": patch}}}
 
@@ -178,11 +180,11 @@ def test_a_patch_out_of_line_makes_the_page_fetch_and_one_painted_meanwhile_is_p
     # The answer, as one computed before the patch's change (and its newest bucket marked, to see
     # when it is drawn).
     answer = api(page, trend_path)
-    answer["points"][-1] = reading(0, last, 11.0)["data"]["patches"]["temperature:trends"]["point"]
+    answer["points"][-1] = point(last, 11.0)
     held[0].fulfill(json=answer)
     expect(chart).to_have_attribute("data-trend", re.compile(r'"max":11[,}]'), timeout=LIVE_TIMEOUT_MS)
-    patched = reading(2001, first, 44.0)["data"]["patches"]["temperature:trends"]["point"]
-    assert chart_points(page, room["id"]) == [p if p["timestamp"] != first else patched for p in answer["points"]]
+    expected = [p if p["timestamp"] != first else point(first, 44.0) for p in answer["points"]]
+    assert chart_points(page, room["id"]) == expected
 
 
 def test_an_alert_created_in_another_tab_appears_here(context, org_ids, server, secret):

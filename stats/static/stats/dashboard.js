@@ -158,12 +158,13 @@
         list.append(card);
       }
       paintUnit(card, unit);
-      if (created) renderTrend(unit.id, (copies.get(`temperature:trends:${unit.id}`) || {}).body); // came first
+      // A trend that came before its card.
+      if (created) renderTrend(unit.id, (copies.get(loaderOf("temperature:trends", unit.id)) || {}).body);
     }
     for (const card of list.querySelectorAll("[data-unit-id]")) {
       if (!seen.has(card.dataset.unitId)) {
         units.delete(card.dataset.unitId);
-        copies.delete(`temperature:trends:${card.dataset.unitId}`);
+        copies.delete(loaderOf("temperature:trends", card.dataset.unitId));
         card.remove();
       }
     }
@@ -323,13 +324,21 @@
     alerts: renderAlerts,
   };
 
+  // Each query's answers by loader: one per query, or per unit for a unit's query (the trend).
+  function loaderOf(name, unitId) {
+    return config.queries[name].includes("{unit}") ? `${name}:${unitId}` : name;
+  }
+
+  function renderOf(name, unitId) {
+    return config.queries[name].includes("{unit}") ? (body) => renderTrend(unitId, body) : renderers[name];
+  }
+
   function loadQuery(name, unitId) {
     const path = config.queries[name];
     if (path === undefined) return Promise.resolve();
-    const unitScoped = path.includes("{unit}");
-    if (unitScoped && !unitId) return Promise.resolve();
-    const loader = unitScoped ? `${name}:${unitId}` : name;
-    const render = unitScoped ? (body) => renderTrend(unitId, body) : renderers[name];
+    if (path.includes("{unit}") && !unitId) return Promise.resolve();
+    const loader = loaderOf(name, unitId);
+    const render = renderOf(name, unitId);
     if (!patchers[name]) return load(loader, `/${path.replace("{unit}", unitId)}`, render);
     const copy = copyOf(loader);
     copy.inflight = [];
@@ -372,17 +381,14 @@
   // than a patch) the page fetches the query: false.
   function paint(name, data) {
     const patch = (data.patches || {})[name];
-    const unitScoped = config.queries[name].includes("{unit}");
-    const loader = unitScoped ? `${name}:${data.unitId}` : name;
-    const copy = copies.get(loader);
+    const copy = copies.get(loaderOf(name, data.unitId));
     if (!patch || !copy || copy.body === null) return false;
     const follows = copy.at === null || patch.after === copy.at;
     copy.at = patch.at;
     if (!follows) return false;
     patchers[name](copy.body, patch);
     if (copy.inflight) copy.inflight.push(patch);
-    if (unitScoped) renderTrend(data.unitId, copy.body);
-    else renderers[name](copy.body);
+    renderOf(name, data.unitId)(copy.body);
     return true;
   }
 
